@@ -1,0 +1,20 @@
+# The two things a new user runs: `make demo` and `make test`. Both set up first (idempotent).
+PY      := .venv/bin/python
+RUN     ?= runs/demo
+
+.PHONY: setup demo test clean-demo
+
+setup:
+	@bash scripts/setup_envs.sh
+
+# The main job on the bundled digits: train a ternary TNA spiking network, then evaluate it.
+demo: setup
+	@if [ -f $(RUN)/metrics.json ]; then echo "$(RUN) is already trained (make clean-demo to retrain)"; \
+	 else $(PY) -m tna.cli train --out $(RUN); fi
+	$(PY) -m tna.cli eval $(RUN)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+clean-demo:
+	rm -rf $(RUN)

@@ -1,0 +1,161 @@
+"""`tna`: the command line. Each subcommand is a thin shell around one module.
+
+    tna train   train a spiking network with a strategy (baseline, kd, enof, tna)
+    tna eval    re-evaluate a run folder on its test set
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from tna.config import TrainConfig, write_json_atomic
+from tna.errors import TnaError
+
+EXAMPLES = """examples:
+  tna train --out runs/demo                         # the demo: ternary TNA convnet on bundled MNIST digits
+  tna train --strategy baseline --weights full --out runs/base-fp
+  tna train --neuron relu --weights full --strategy baseline --out runs/ann   # an ANN teacher
+  tna train --strategy kd --teacher runs/ann --out runs/kd
+  tna train --strategy enof --teacher runs/ann --out runs/enof
+  tna train --resume runs/demo                      # continue an interrupted run
+  torchrun --nproc_per_node 2 -m tna.cli train --out runs/ddp   # data-parallel (gloo on CPU)
+  tna eval runs/demo
+"""
+
+
+def _train_parser(sub) -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a spiking network", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train a (ternary) spiking network. Writes RUN_DIR/{config.json, checkpoint.pt, "
+                                   "epochs.jsonl, metrics.json}; every option is saved in config.json.")
+    g = p.add_argument_group("run")
+    g.add_argument("--out", metavar="RUN_DIR", help="run folder to create (never overwrites a finished run)")
+    g.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last saved epoch")
+    g.add_argument("--config", metavar="FILE", help="start from a saved config.json (options given here override it)")
+    g.add_argument("--seed", type=int, help=f"seed for init, shuffling and encoding noise (default {d.seed})")
+    g.add_argument("--device", help=f"cpu | cuda (default {d.device})")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", help=f"mnist5k | mnist5k-dvs | cifar10 | cifar100 | cifar10-dvs (default {d.dataset})")
+    g.add_argument("--data-root", help="folder holding CIFAR / CIFAR10-DVS (nothing is downloaded)")
+    g.add_argument("-T", "--time-steps", dest="T", type=int, help=f"time steps per sample (default {d.T})")
+    g.add_argument("--encoding", help=f"static images: direct (analog input every step) | rate (Bernoulli spikes) (default {d.encoding})")
+    g.add_argument("--no-augment", dest="augment", action="store_const", const=False, help="no training augmentation")
+    g.add_argument("--train-samples", type=int, metavar="N", help="train on the first N training samples only (quick checks)")
+    g.add_argument("--workers", type=int, help=f"data loader processes (default {d.workers})")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help=f"convnet | vgg11 | resnet20 (default {d.model})")
+    g.add_argument("--width", type=float, help=f"channel multiplier (default {d.width})")
+    g.add_argument("--neuron", help=f"lif | relu (relu = the ANN of the same shape, a teacher) (default {d.neuron})")
+    g.add_argument("--tau-mem", type=float, help=f"membrane time constant in s (default {d.tau_mem})")
+    g.add_argument("--dt", type=float, help=f"time step in s (default {d.dt}); decay per step = dt/tau_mem")
+    g.add_argument("--v-th", type=float, help=f"firing threshold (default {d.v_th})")
+    g.add_argument("--surrogate", help=f"Norse surrogate gradient: triangle | super | tanh | circ (default {d.surrogate})")
+    g.add_argument("--surrogate-alpha", type=float, help=f"surrogate sharpness (default {d.surrogate_alpha})")
+    g.add_argument("--weights", help=f"full | ternary ({{-a,0,+a}} per output channel, STE) (default {d.weights})")
+    g.add_argument("--ends", help=f"precision of first and last layer when --weights ternary: ternary | full (default {d.ends})")
+    g = p.add_argument_group("strategy")
+    g.add_argument("--strategy", help=f"baseline | kd | enof | tna (default {d.strategy})")
+    g.add_argument("--teacher", metavar="RUN_DIR", help="kd, enof: a finished teacher run (enof: an ANN, --neuron relu)")
+    g.add_argument("--kd-temperature", type=float, help=f"kd: softmax temperature (default {d.kd_temperature})")
+    g.add_argument("--kd-weight", type=float, help=f"kd: weight of the distillation term (default {d.kd_weight})")
+    g.add_argument("--enof-temperature", type=float, help=f"enof: LAF temperature (default {d.enof_temperature})")
+    g.add_argument("--enof-weight", type=float, help=f"enof: weight of the LAF loss (default {d.enof_weight})")
+    g.add_argument("--alpha", type=float, help=f"tna: weight of MSE(base logits, twin logits) (default {d.alpha})")
+    g.add_argument("--mse-reduction", help=f"tna: mean | sum (default {d.mse_reduction})")
+    g.add_argument("--twin-weights", help=f"tna: twin precision: same | full | ternary (default {d.twin_weights})")
+    g.add_argument("--twin-width", type=float, help=f"tna: twin channel multiplier (default {d.twin_width})")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, help=f"(default {d.epochs})")
+    g.add_argument("--batch-size", type=int, help=f"global batch size (default {d.batch_size})")
+    g.add_argument("--lr", type=float, help=f"peak learning rate of AdamW with a one-cycle schedule (default {d.lr})")
+    g.add_argument("--weight-decay", type=float, help=f"(default {d.weight_decay})")
+    return p
+
+
+def _config_from_args(args) -> tuple[TrainConfig, bool]:
+    """Merge: defaults <- --config file <- explicit options. --resume takes the run's own config."""
+    from tna.config import CONFIG_FILE, load_config
+    from tna.train import resume_config
+
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    if args.resume:
+        if args.config or set(given) - {"device", "workers"}:
+            raise TnaError("--resume continues a run with its saved config; give only --resume RUN_DIR "
+                           "(and optionally --device/--workers)")
+        cfg = resume_config(args.resume)
+        for k, v in given.items():
+            setattr(cfg, k, v)
+        return cfg, True
+    cfg = TrainConfig()
+    if args.config:
+        path = Path(args.config)
+        cfg = load_config(path.parent if path.name == CONFIG_FILE else path)
+    for k, v in given.items():
+        setattr(cfg, k, v)
+    if not cfg.out:
+        raise TnaError("no run folder given; pass --out RUN_DIR")
+    return cfg, False
+
+
+def cmd_train(args) -> int:
+    from tna.config import validate
+    from tna.train import train
+
+    cfg, resume = _config_from_args(args)
+    validate(cfg)
+    m = train(cfg, resume=resume)
+    if os.environ.get("RANK", "0") == "0":
+        extra = f", twin {m['twin_test_accuracy']:.2%}" if "twin_test_accuracy" in m else ""
+        print(f"done: test accuracy {m['test_accuracy']:.2%}{extra} -> {cfg.out}/metrics.json")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from torch.utils.data import DataLoader
+
+    from tna.data import load_dataset
+    from tna.evaluate import accuracy
+    from tna.run import load_trained, make_encoder
+
+    run = load_trained(args.run_dir)
+    cfg = run.config
+    _, test_set, _ = load_dataset(cfg.dataset, T=cfg.T, root=args.data_root or cfg.data_root, train_augment=False)
+    acc = accuracy({"base": run.model}, DataLoader(test_set, batch_size=256), make_encoder(cfg, run.shape))["base"]
+    result = {"test_accuracy": acc, "samples": len(test_set), "epoch": run.checkpoint["epoch"]}
+    write_json_atomic(Path(args.run_dir) / "eval.json", result)
+    print(f"{args.run_dir}: test accuracy {acc:.2%} on {len(test_set)} samples (epoch {result['epoch']})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tna", description=__doc__.split("\n\n")[0] + ".",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _train_parser(sub).set_defaults(func=cmd_train)
+    p = sub.add_parser("eval", help="re-evaluate a run folder on its test set")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data-root", help="override the run's data root")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TnaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; finished epochs are saved: continue with 'tna train --resume RUN_DIR'", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The run configuration: every choice that shapes a result, saved as RUN_DIR/config.json.
+
+A run folder can be reproduced from its config alone (`tna train --config RUN_DIR/config.json`).
+Defaults are the demo's: a ternary TNA convnet on the bundled MNIST digits, trainable on a
+2-core CPU in a few minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from tna.errors import TnaError
+from tna.neuron import LIF
+
+CONFIG_FILE = "config.json"
+
+
+@dataclass
+class TrainConfig:
+    # data
+    dataset: str = "mnist5k"
+    data_root: str | None = None
+    T: int = 4  # time steps per sample
+    encoding: str = "direct"  # static images: direct (analog every step) | rate (Bernoulli spikes)
+    augment: bool = True
+    train_samples: int | None = None  # train on the first N training samples only (quick checks)
+    # model
+    model: str = "convnet"
+    width: float = 1.0  # channel multiplier
+    neuron: str = "lif"  # lif | relu (the ANN of the same shape, e.g. a KD/EnOF teacher)
+    tau_mem: float = 2e-3
+    dt: float = 1e-3
+    v_th: float = 1.0
+    surrogate: str = "triangle"
+    surrogate_alpha: float = 1.0
+    weights: str = "ternary"  # full | ternary
+    ends: str = "ternary"  # precision of first/last layer when weights=ternary: ternary | full
+    # strategy (each strategy reads only its own options)
+    strategy: str = "tna"  # baseline | kd | enof | tna
+    teacher: str | None = None  # kd, enof: RUN_DIR of a trained teacher
+    kd_temperature: float = 4.0
+    kd_weight: float = 0.5  # loss = (1-w) CE + w T^2 KL
+    enof_temperature: float = 1.0
+    enof_weight: float = 1.0  # loss = CE + w * LAF
+    alpha: float = 1e-5  # tna: weight of the logit MSE between base and twin
+    mse_reduction: str = "mean"  # tna: mean | sum over batch and classes
+    twin_weights: str = "same"  # tna: same | full | ternary
+    twin_width: float = 1.0  # tna: twin channel multiplier
+    # optimisation
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
+    workers: int = 0
+    out: str = ""
+
+    def lif(self) -> LIF | None:
+        if self.neuron == "relu":
+            return None
+        return LIF(tau_mem=self.tau_mem, dt=self.dt, v_th=self.v_th,
+                   surrogate=self.surrogate, alpha=self.surrogate_alpha)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise TnaError(f"config has unknown keys {unknown}; it was written by another tool or version")
+        return cls(**d)
+
+    def save(self, run_dir: Path, extra: dict | None = None) -> None:
+        write_json_atomic(Path(run_dir) / CONFIG_FILE, {**self.to_dict(), **({"resolved": extra} if extra else {})})
+
+
+def load_config(run_dir: str | Path) -> TrainConfig:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise TnaError(f"{run_dir} is not a tna run folder: {CONFIG_FILE} is missing")
+    try:
+        d = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TnaError(f"{path} is not valid JSON ({e}); the run folder is damaged") from None
+    d.pop("resolved", None)
+    return TrainConfig.from_dict(d)
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write JSON to a temp file beside `path`, then rename: readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+CHOICES = {
+    "encoding": ("direct", "rate"),
+    "neuron": ("lif", "relu"),
+    "weights": ("full", "ternary"),
+    "ends": ("ternary", "full"),
+    "mse_reduction": ("mean", "sum"),
+    "twin_weights": ("same", "full", "ternary"),
+    "device": ("cpu", "cuda"),
+}
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Reject a bad config before any work starts, with a message that names the fix."""
+    from tna.data import DATASETS
+    from tna.models import MODELS
+    from tna.neuron import SURROGATES
+    from tna.strategies import STRATEGIES
+
+    choices = {**CHOICES, "dataset": DATASETS, "model": tuple(MODELS), "strategy": tuple(STRATEGIES),
+               "surrogate": SURROGATES}
+    for key, allowed in choices.items():
+        value = getattr(cfg, key)
+        if value not in allowed:
+            raise TnaError(f"unknown {key.replace('_', '-')} '{value}'; choose one of: {', '.join(allowed)}")
+    positive = {"T": cfg.T, "epochs": cfg.epochs, "batch-size": cfg.batch_size, "lr": cfg.lr,
+                "width": cfg.width, "twin-width": cfg.twin_width, "tau-mem": cfg.tau_mem, "dt": cfg.dt,
+                "v-th": cfg.v_th}
+    for key, value in positive.items():
+        if not value > 0:
+            raise TnaError(f"--{key} must be positive, got {value}")
+    if cfg.dt > cfg.tau_mem:
+        raise TnaError(f"--dt ({cfg.dt}) must not exceed --tau-mem ({cfg.tau_mem}): the decay dt/tau_mem must be <= 1")
+    if cfg.strategy in ("kd", "enof") and not cfg.teacher:
+        raise TnaError(f"--strategy {cfg.strategy} needs --teacher RUN_DIR (a finished run; for enof an ANN "
+                       f"trained with --neuron relu --weights full --strategy baseline)")

@@ -1,0 +1,183 @@
+"""The training loop, top to bottom: data -> strategy -> epochs -> checkpoint -> metrics.
+
+Reproducibility: the model is initialised from `seed`; every epoch reseeds torch from
+(seed, epoch) and shuffles with a sampler seeded the same way, so a run resumed from its
+epoch-k checkpoint continues exactly as if it had never stopped (same weights, bit for bit, on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from tqdm import tqdm
+
+from tna import distributed
+from tna.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from tna.config import TrainConfig, load_config, write_json_atomic
+from tna.data import load_dataset
+from tna.errors import TnaError
+from tna.evaluate import accuracy
+from tna.quant import export_ternary, weight_memory
+from tna.run import Shape, build_strategy
+
+HISTORY_FILE = "epochs.jsonl"
+METRICS_FILE = "metrics.json"
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
+    dist = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, resume, dist)
+    finally:
+        distributed.teardown(dist)
+
+
+def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
+    out = Path(cfg.out)
+    if dist.is_main:
+        _prepare_run_dir(out, resume)
+    device = _device(cfg.device, dist)
+
+    # ---- data ----------------------------------------------------------------------------------
+    train_set, test_set, spec = load_dataset(cfg.dataset, T=cfg.T, root=cfg.data_root, train_augment=cfg.augment)
+    shape = Shape.of(spec)
+    if cfg.train_samples:
+        train_set = Subset(train_set, range(min(cfg.train_samples, len(train_set))))
+    sampler = DistributedSampler(train_set, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed)
+    batch = max(1, cfg.batch_size // dist.world)  # the global batch stays cfg.batch_size
+    train_loader = DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=cfg.workers)
+    test_loader = DataLoader(test_set, batch_size=256, num_workers=cfg.workers)
+
+    # ---- strategy, optimiser, schedule ---------------------------------------------------------
+    strategy = build_strategy(cfg, shape).to(device)
+    params = [p for p in strategy.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * len(train_loader)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.15)
+    start_epoch, history, seconds = 0, [], 0.0
+    if resume:
+        ckpt = load_checkpoint(out / CHECKPOINT_FILE)
+        missing, unexpected = strategy.load_state_dict(ckpt["strategy"], strict=False)
+        if unexpected or any(not k.startswith("teacher.") for k in missing):
+            raise TnaError(f"{out / CHECKPOINT_FILE} does not match this run's strategy; it cannot be resumed")
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        start_epoch, history, seconds = ckpt["epoch"], ckpt["history"], ckpt["train_seconds"]
+        if dist.is_main:
+            print(f"resuming {out} after epoch {start_epoch}/{cfg.epochs}")
+    if dist.is_main:
+        cfg.save(out, {"input_shape": list(shape.input_shape), "num_classes": shape.num_classes,
+                       "kind": shape.kind, "world_size": dist.world})
+    model = DistributedDataParallel(strategy) if dist.world > 1 else strategy
+
+    # ---- epochs --------------------------------------------------------------------------------
+    for epoch in range(start_epoch, cfg.epochs):
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # encoding noise, augmentation
+        sampler.set_epoch(epoch)
+        strategy.train()
+        t0 = time.time()
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=not (dist.is_main and sys.stderr.isatty()), dynamic_ncols=True)
+        for step, (x, y) in enumerate(bar):
+            x, y = x.to(device), y.to(device)
+            res = model(x, y)
+            if not torch.isfinite(res.loss):
+                kept = f"the checkpoint of epoch {epoch} is kept" if epoch else "nothing was saved"
+                raise TnaError(f"loss became {res.loss.item()} at epoch {epoch + 1}, step {step + 1}; {kept}; "
+                               f"lower --lr (now {cfg.lr}) and train again")
+            opt.zero_grad(set_to_none=True)
+            res.loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += res.loss.item() * y.numel()
+            correct += (res.logits.argmax(1) == y).sum().item()
+            seen += y.numel()
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        seconds += time.time() - t0
+
+        test = accuracy(strategy.networks(), test_loader, strategy.encode, device)
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+               "test_accuracy": test["base"], "lr": sched.get_last_lr()[0], "seconds": round(seconds, 2),
+               **{f"{k}_test_accuracy": v for k, v in test.items() if k != "base"}}
+        history.append(row)
+        if dist.is_main:
+            twin = f"  twin {test['twin']:.2%}" if "twin" in test else ""
+            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.3f}  "
+                       f"train {row['train_accuracy']:.2%}  test {test['base']:.2%}{twin}  ({seconds:.0f} s)")
+            save_checkpoint(out / CHECKPOINT_FILE, {
+                "config": cfg.to_dict(), "shape": shape.__dict__, "epoch": epoch + 1, "history": history,
+                "train_seconds": seconds, "model": strategy.base.state_dict(),
+                "strategy": strategy.trainable_state(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "ternary": export_ternary(strategy.base),
+            })
+            _write_history(out, history)
+        distributed.barrier(dist)
+
+    # ---- final metrics -------------------------------------------------------------------------
+    checksums = distributed.gather(distributed.checksum(strategy), dist)
+    if not history:
+        raise TnaError(f"{out} has already trained all {cfg.epochs} epochs; nothing to resume")
+    last = history[-1]
+    metrics = {
+        "test_accuracy": last["test_accuracy"], "strategy": cfg.strategy, "weights": cfg.weights,
+        "dataset": cfg.dataset, "model": cfg.model, "epochs": cfg.epochs, "seed": cfg.seed, "T": cfg.T,
+        "encoding": cfg.encoding, "neuron": cfg.neuron, "train_seconds": round(seconds, 2),
+        **{k: v for k, v in last.items() if k.endswith("_test_accuracy") and k != "test_accuracy"},
+        "weight_memory": weight_memory(strategy.base),
+        "world_size": dist.world, "rank_checksums": checksums, "ranks_agree": len(set(checksums)) == 1,
+    }
+    if dist.is_main:
+        write_json_atomic(out / METRICS_FILE, metrics)
+    return metrics
+
+
+def _prepare_run_dir(out: Path, resume: bool) -> None:
+    if not str(out):
+        raise TnaError("no run folder given; pass --out RUN_DIR")
+    if resume:
+        if not (out / CHECKPOINT_FILE).is_file():
+            raise TnaError(f"nothing to resume in {out}: it has no {CHECKPOINT_FILE}")
+        return
+    if (out / METRICS_FILE).is_file():
+        raise TnaError(f"{out} already holds a finished run; choose another --out (finished runs are never overwritten)")
+    if (out / CHECKPOINT_FILE).is_file():
+        raise TnaError(f"{out} holds an unfinished run; continue it with 'tna train --resume {out}' or choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise TnaError(f"cannot write to run folder {out} ({e.strerror}); choose a writable --out") from None
+
+
+def _device(name: str, dist: distributed.Dist) -> torch.device:
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise TnaError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+        return torch.device("cuda", dist.local_rank)
+    if name != "cpu":
+        raise TnaError(f"unknown device '{name}'; use cpu or cuda")
+    return torch.device("cpu")
+
+
+def _write_history(out: Path, history: list[dict]) -> None:
+    tmp = out / f".{HISTORY_FILE}.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
+    os.replace(tmp, out / HISTORY_FILE)
+
+
+
+def resume_config(run_dir: str | Path) -> TrainConfig:
+    """The saved config of a run folder, pointed at that folder."""
+    cfg = load_config(run_dir)
+    cfg.out = str(run_dir)
+    return cfg
