@@ -1,0 +1,82 @@
+"""Datasets by name, all behind one call, so the trainer and the deployer never care where data comes from.
+
+`load_dataset(name)` returns `(train, test, spec)`. Static datasets yield `(float32 [C,H,W], int)` and are
+turned into T time steps later by `tna.data.encoding`; event datasets yield binary spike frames
+`(float32 [T,C,H,W], int)` with C=2 polarities. Loaders are imported on demand so that asking for MNIST
+does not pay for torchvision's or tonic's import time.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from tna.errors import TnaError
+
+DATASETS = ("mnist5k", "mnist5k-dvs", "cifar10", "cifar100", "cifar10-dvs")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a model needs to know about its input, independent of where the samples come from."""
+
+    name: str
+    input_shape: tuple  # (C, H, W) of ONE time step as it enters the network
+    num_classes: int
+    kind: str  # "static": an image, encoded to T steps later; "events": already T spike frames
+    T: int | None  # events: number of frames produced; static: None
+
+
+class ArrayDataset(Dataset):
+    """Samples held in memory as one tensor; items come out as float32 so storage can stay uint8."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, transform=None):
+        self.x, self.y, self.transform = x, y, transform
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i):
+        x = self.x[i].to(torch.float32)
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.y[i])
+
+
+def default_cache_dir() -> Path:
+    """`$TNA_CACHE` if set, else `~/.cache/tna`: built data (simulated events, frames) lives here."""
+    return Path(os.environ.get("TNA_CACHE") or "~/.cache/tna").expanduser()
+
+
+def load_dataset(
+    name: str,
+    *,
+    T: int = 8,
+    root: str | None = None,
+    cache_dir: str | None = None,
+    train_augment: bool = True,
+) -> tuple[Dataset, Dataset, DataSpec]:
+    """Returns (train, test, spec). `T` only matters for event datasets; `root` is the user's --data-root
+    (needed by the CIFAR sets, which cannot be downloaded here); `cache_dir` holds what we build."""
+    if name not in DATASETS:
+        raise TnaError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    if not isinstance(T, int) or T < 1:
+        raise TnaError(f"T must be a positive integer number of time steps, got {T!r}")
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    if name == "mnist5k":
+        from tna.data import mnist5k
+
+        return mnist5k.load(train_augment=train_augment)
+    if name == "mnist5k-dvs":
+        from tna.data import mnist5k_dvs
+
+        return mnist5k_dvs.load(T=T, cache_dir=cache)
+    if name in ("cifar10", "cifar100"):
+        from tna.data import cifar
+
+        return cifar.load(name, root=root, train_augment=train_augment)
+    from tna.data import cifar10_dvs
+
+    return cifar10_dvs.load(T=T, root=root)
