@@ -61,5 +61,7 @@ if [ "$(cat "$LAVA_VENV"/.tna-stamp 2>/dev/null)" != "$(stamp_of)" ]; then
       "asteval>=0.9.31,<0.10" "scikit-learn>=1.5,<1.7" "nir>=1.0" h5py
   # lava wheels ship a top-level 'tests' package that would shadow ours; drop it.
   rm -rf "$("$LAVA_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tests"
+  echo "[setup] Lava smoke test (a tiny LIF network in floating_pt and fixed_pt)"
+  "$LAVA_VENV/bin/python" deploy/lava_smoke.py || { echo "error: the Lava environment does not run; see above" >&2; exit 1; }
   stamp_of > "$LAVA_VENV"/.tna-stamp
 fi

@@ -45,7 +45,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("-T", "--time-steps", dest="T", type=int, help=f"time steps per sample (default {d.T})")
     g.add_argument("--encoding", help=f"static images: direct (analog input every step) | rate (Bernoulli spikes) (default {d.encoding})")
     g.add_argument("--no-augment", dest="augment", action="store_const", const=False, help="no training augmentation")
-    g.add_argument("--train-samples", type=int, metavar="N", help="train on the first N training samples only (quick checks)")
+    g.add_argument("--train-samples", type=int, metavar="N", help="train on a random subset of N training samples, fixed by --seed (quick checks)")
     g.add_argument("--workers", type=int, help=f"data loader processes (default {d.workers})")
     g = p.add_argument_group("model")
     g.add_argument("--model", help=f"convnet | vgg11 | resnet20 (default {d.model})")

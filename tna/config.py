@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from tna.errors import TnaError
-from tna.neuron import LIF
 
 CONFIG_FILE = "config.json"
 
@@ -26,7 +25,7 @@ class TrainConfig:
     T: int = 4  # time steps per sample
     encoding: str = "direct"  # static images: direct (analog every step) | rate (Bernoulli spikes)
     augment: bool = True
-    train_samples: int | None = None  # train on the first N training samples only (quick checks)
+    train_samples: int | None = None  # train on a random N-sample subset (fixed by seed; quick checks)
     # model
     model: str = "convnet"
     width: float = 1.0  # channel multiplier
@@ -59,7 +58,10 @@ class TrainConfig:
     workers: int = 0
     out: str = ""
 
-    def lif(self) -> LIF | None:
+    def lif(self):
+        """The neuron (tna.neuron.LIF), or None for the ANN."""
+        from tna.neuron import LIF
+
         if self.neuron == "relu":
             return None
         return LIF(tau_mem=self.tau_mem, dt=self.dt, v_th=self.v_th,

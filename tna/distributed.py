@@ -56,6 +56,17 @@ def gather(obj, d: Dist) -> list:
     return out
 
 
+def sync_buffers(module: torch.nn.Module, d: Dist) -> None:
+    """Copy rank 0's buffers (batch-norm running statistics) to every rank.
+
+    DDP syncs gradients, so parameters agree; running statistics are updated locally by each
+    rank's last forward pass and would differ. Rank 0's are the ones saved and evaluated.
+    """
+    if d.world > 1:
+        for b in module.buffers():
+            dist.broadcast(b, src=0)
+
+
 def barrier(d: Dist) -> None:
     if d.world > 1:
         dist.barrier()

@@ -41,15 +41,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
 def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     out = Path(cfg.out)
-    if dist.is_main:
-        _prepare_run_dir(out, resume)
+    _check_run_dir(out, resume)
     device = _device(cfg.device, dist)
 
     # ---- data ----------------------------------------------------------------------------------
     train_set, test_set, spec = load_dataset(cfg.dataset, T=cfg.T, root=cfg.data_root, train_augment=cfg.augment)
     shape = Shape.of(spec)
     if cfg.train_samples:
-        train_set = Subset(train_set, range(min(cfg.train_samples, len(train_set))))
+        pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed))
+        train_set = Subset(train_set, pick[: cfg.train_samples].tolist())
     sampler = DistributedSampler(train_set, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed)
     batch = max(1, cfg.batch_size // dist.world)  # the global batch stays cfg.batch_size
     train_loader = DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=cfg.workers)
@@ -57,6 +57,8 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
 
     # ---- strategy, optimiser, schedule ---------------------------------------------------------
     strategy = build_strategy(cfg, shape).to(device)
+    if dist.is_main and not resume:
+        _create_run_dir(out)  # only now: a bad option above leaves nothing behind
     params = [p for p in strategy.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * len(train_loader)
@@ -102,6 +104,7 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
             seen += y.numel()
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         seconds += time.time() - t0
+        distributed.sync_buffers(strategy, dist)
 
         test = accuracy(strategy.networks(), test_loader, strategy.encode, device)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
@@ -139,7 +142,8 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     return metrics
 
 
-def _prepare_run_dir(out: Path, resume: bool) -> None:
+def _check_run_dir(out: Path, resume: bool) -> None:
+    """Refuse early (nothing written yet) to clobber a run or to resume nothing."""
     if not str(out):
         raise TnaError("no run folder given; pass --out RUN_DIR")
     if resume:
@@ -150,6 +154,9 @@ def _prepare_run_dir(out: Path, resume: bool) -> None:
         raise TnaError(f"{out} already holds a finished run; choose another --out (finished runs are never overwritten)")
     if (out / CHECKPOINT_FILE).is_file():
         raise TnaError(f"{out} holds an unfinished run; continue it with 'tna train --resume {out}' or choose another --out")
+
+
+def _create_run_dir(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
