@@ -1,6 +1,6 @@
 """The demo model: a small spiking CNN for 28x28 digits (and 34x34 events).
 
-    conv3x3(C->16) BN LIF -> conv3x3/2(16->32) BN LIF -> conv3x3/2(32->32) BN LIF -> flatten -> linear
+    conv3x3(C->16) BN LIF -> conv3x3/2(16->32) BN LIF -> conv3x3/2(32->32) BN LIF -> flatten -> linear readout
 
 Strided convolutions instead of pooling keep every layer a plain synapse map on hardware.
 """
@@ -22,7 +22,8 @@ class ConvNet(nn.Module):
         self.body = nn.Sequential(
             Fold(*conv_bn(c, c1)), Spiking(neuron),
             Fold(*conv_bn(c1, c2, stride=2)), Spiking(neuron),
-            Fold(*conv_bn(c2, c3, stride=2), nn.Flatten()), last,
+            Fold(*conv_bn(c2, c3, stride=2)), last,
+            Fold(nn.Flatten()),
         )
         h, w = (h + 1) // 2, (w + 1) // 2
         h, w = (h + 1) // 2, (w + 1) // 2

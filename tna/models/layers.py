@@ -42,19 +42,48 @@ class QLinear(nn.Linear):
         return F.linear(x, w, self.bias)
 
 
+def fold_conv_bn(conv: QConv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """The conv + batch-norm pair as one conv (inference statistics): the weight and bias that
+    evaluation and export both use, so the deployed arithmetic is the evaluated arithmetic.
+
+        w' = w_q * gamma / sqrt(var + eps)        b' = beta - mean * gamma / sqrt(var + eps)
+
+    For a ternary conv each output channel's non-zero weights stay equal in magnitude.
+    """
+    w = ternarize(conv.weight) if conv.ternary else conv.weight
+    k = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    b = bn.bias - bn.running_mean * k
+    if conv.bias is not None:
+        b = b + conv.bias * k
+    return w * k.reshape(-1, 1, 1, 1), b
+
+
 class Fold(nn.Sequential):
     """Apply per-frame layers to x[T, B, ...] by folding T into the batch.
 
     When x is constant over time (direct encoding gives an expanded view, stride 0 along T) the
     layers run once and the result is expanded again: same numbers, T times less work.
+    In evaluation a leading conv + batch norm runs as the single folded conv it deploys as.
     """
+
+    def frames(self, x):
+        layers = list(self)
+        if not self.training and len(layers) >= 2 and isinstance(layers[0], QConv2d) \
+                and isinstance(layers[1], nn.BatchNorm2d):
+            conv = layers[0]
+            w, b = fold_conv_bn(conv, layers[1])
+            x = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
+            layers = layers[2:]
+        for layer in layers:
+            x = layer(x)
+        return x
 
     def forward(self, x):
         T, B = x.shape[:2]
         if T > 1 and x.stride(0) == 0:
-            y = super().forward(x[0])
+            y = self.frames(x[0])
             return y.unsqueeze(0).expand(T, *y.shape)
-        y = super().forward(x.reshape(T * B, *x.shape[2:]))
+        y = self.frames(x.reshape(T * B, *x.shape[2:]))
         return y.reshape(T, B, *y.shape[1:])
 
 
