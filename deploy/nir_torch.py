@@ -26,6 +26,9 @@ with warnings.catch_warnings():
     from norse.torch.functional.lif_box import LIFBoxFeedForwardState, LIFBoxParameters, lif_box_feed_forward_step
 
 
+MODES = ("float",)  # "loihi" joins once deploy/fixed_point.py lands
+
+
 def _t(a) -> torch.Tensor:
     return torch.as_tensor(np.asarray(a, dtype=np.float32))
 

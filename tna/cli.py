@@ -2,6 +2,7 @@
 
     tna train   train a spiking network with a strategy (baseline, kd, enof, tna)
     tna eval    re-evaluate a run folder on its test set
+    tna deploy  export to NIR, run on Lava (float / fixed point), verify spike by spike
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ EXAMPLES = """examples:
   tna train --resume runs/demo                      # continue an interrupted run
   torchrun --nproc_per_node 2 -m tna.cli train --out runs/ddp   # data-parallel (gloo on CPU)
   tna eval runs/demo
+  tna deploy runs/demo --samples 16                 # NIR -> Lava floating_pt + fixed_pt -> verification.json
 """
 
 
@@ -133,6 +135,49 @@ def cmd_eval(args) -> int:
     return 0
 
 
+TARGETS = {"fixed": 1.0, "float": 0.9999}  # spike agreement each mode is held to by default
+
+
+def cmd_deploy(args) -> int:
+    import json
+
+    from deploy.export_nir import export
+    from deploy.lava_env import run_in_lava
+    from deploy.verify import compare, summary
+
+    run_dir = Path(args.run_dir)
+    modes = ["float", "fixed"] if args.mode == "both" else [args.mode]
+    print(f"exporting {run_dir} to NIR with {args.samples} reference samples ...", flush=True)
+    nir_path, ref_path = export(run_dir, samples=args.samples, data_root=args.data_root)
+    out_dir = nir_path.parent
+    records, failed = {}, []
+    for mode in modes:
+        print(f"running Lava ({mode}) ...", flush=True)
+        lava_out = out_dir / f"lava_{mode}.h5"
+        proc = run_in_lava(Path(__file__).resolve().parents[1] / "deploy" / "lava_run.py",
+                           [str(nir_path), str(ref_path), "--mode", mode, "--out", str(lava_out),
+                            "--samples", str(args.samples)])
+        record = compare(ref_path, lava_out, mode)
+        record["lava"] = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
+        records[mode] = record
+        write_json_atomic(out_dir / f"verification-{mode}.json", record)
+        print(summary(record))
+        target = TARGETS[mode] if args.min_agreement is None else args.min_agreement
+        if record["spike_agreement"] < target:
+            failed.append(f"{mode}: spike agreement {record['spike_agreement']:.6%} < {target:.4%}")
+    top = {"mode": args.mode, "spike_agreement": min(r["spike_agreement"] for r in records.values()),
+           "output_agreement": min(r["output_agreement"] for r in records.values()), "modes": records}
+    if len(records) == 1:
+        top = {**records[modes[0]], **top, "mode": modes[0]}
+    write_json_atomic(out_dir / "verification.json", top)
+    (out_dir / "verification.txt").write_text("\n\n".join(summary(r) for r in records.values()) + "\n")
+    print(f"wrote {out_dir / 'verification.json'}")
+    if failed:
+        print("error: below the required agreement: " + "; ".join(failed), file=sys.stderr)
+        return 3
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tna", description=__doc__.split("\n\n")[0] + ".",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
@@ -142,6 +187,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--data-root", help="override the run's data root")
     p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("deploy", help="export to NIR, run on Lava, verify every spike",
+                       description="Export RUN_DIR to NIR (RUN_DIR/deploy/model.nir + reference.h5), run it on the "
+                                   "Lava simulator (floating_pt and/or bit-accurate fixed_pt) and compare every "
+                                   "spike of every layer at every time step with the trained model. Writes "
+                                   "RUN_DIR/deploy/verification.json and verification.txt. Exit code 3 when the "
+                                   "agreement is below --min-agreement.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--mode", default="both", choices=("float", "fixed", "both"),
+                   help="Lava arithmetic: float (floating_pt), fixed (bit-accurate Loihi), both (default)")
+    p.add_argument("--samples", type=int, default=16, help="test samples to run and compare (default 16)")
+    p.add_argument("--min-agreement", type=float, default=None,
+                   help="fail (exit 3) below this spike agreement (default: 1.0 for fixed, 0.9999 for float)")
+    p.add_argument("--data-root", help="override the run's data root")
+    p.set_defaults(func=cmd_deploy)
     return parser
 
 

@@ -1,0 +1,91 @@
+"""Compare the deployed network with the trained one, spike by spike.
+
+For every spiking layer, sample, time step and neuron, the trained side (reference.h5) and the
+deployed side (Lava's output) either agree or not. Fixed-point Lava is held to the `loihi`
+arithmetic of the same graph (it must agree exactly); floating-point Lava to the trained model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from tna.errors import TnaError
+
+GOLDEN = {"fixed": "loihi", "float": "float"}
+
+
+def _open(path: Path, what: str) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except (OSError, FileNotFoundError):
+        raise TnaError(f"{path} is missing or not an HDF5 file ({what}); run the export/deploy again") from None
+
+
+def compare(reference: str | Path, deployed: str | Path, mode: str) -> dict:
+    """The verification record (JSON-ready) for one deployment mode."""
+    if mode not in GOLDEN:
+        raise TnaError(f"unknown mode '{mode}'; use float or fixed")
+    with _open(Path(reference), "reference") as ref, _open(Path(deployed), "Lava output") as dep:
+        group = GOLDEN[mode]
+        if group not in ref:
+            raise TnaError(f"{reference} has no '{group}' golden data; export again with this version")
+        layers = list(ref.attrs["layers"])
+        labels = ref["labels"][:]
+        n = dep.attrs.get("samples", len(labels))
+        labels = labels[:n]
+        per_layer, first, agree, total = {}, None, 0, 0
+        for name in layers:
+            if f"spikes/{name}" not in dep:
+                raise TnaError(f"{deployed} has no spikes for layer {name}")
+            a = ref[f"{group}/spikes/{name}"][:n].astype(bool)
+            b = dep[f"spikes/{name}"][:n].astype(bool)
+            if a.shape != b.shape:
+                raise TnaError(f"layer {name}: trained spikes {a.shape} vs deployed {b.shape}")
+            same = a == b
+            per_layer[name] = {
+                "agreement": float(same.mean()), "entries": int(same.size),
+                "spikes_trained": int(a.sum()), "spikes_deployed": int(b.sum()),
+                "per_step_agreement": same.reshape(n, a.shape[1], -1).mean(axis=(0, 2)).round(8).tolist(),
+            }
+            agree += int(same.sum())
+            total += same.size
+            bad = np.argwhere(~same)
+            if len(bad):
+                s, t, *neuron = bad[0].tolist()
+                cand = {"sample": s, "layer": name, "time_step": t, "neuron": neuron,
+                        "trained": bool(a[tuple(bad[0])]), "deployed": bool(b[tuple(bad[0])])}
+                if first is None or (s, t) < (first["sample"], first["time_step"]):
+                    first = cand
+        ref_pred = ref[f"{group}/logits"][:n].argmax(1)
+        dep_pred = dep["logits"][:n].argmax(1)
+    return {
+        "mode": mode, "golden": group, "samples": int(n),
+        "spike_agreement": agree / max(total, 1),
+        "layers": per_layer,
+        "first_divergence": first,
+        "output_agreement": float((ref_pred == dep_pred).mean()),
+        "accuracy_trained": float((ref_pred == labels).mean()),
+        "accuracy_deployed": float((dep_pred == labels).mean()),
+        "spikes_trained": sum(v["spikes_trained"] for v in per_layer.values()),
+        "spikes_deployed": sum(v["spikes_deployed"] for v in per_layer.values()),
+    }
+
+
+def summary(v: dict) -> str:
+    """A table a person reads: one row per layer, then the verdict."""
+    side = "loihi-exact torch" if v["golden"] == "loihi" else "trained (Norse)"
+    lines = [f"verification: Lava {v['mode']} vs {side}, {v['samples']} samples",
+             f"{'layer':<22}{'agreement':>12}{'spikes trained':>16}{'spikes Lava':>13}"]
+    for name, r in v["layers"].items():
+        lines.append(f"{name:<22}{r['agreement']:>12.6%}{r['spikes_trained']:>16}{r['spikes_deployed']:>13}")
+    lines.append(f"{'all layers':<22}{v['spike_agreement']:>12.6%}{v['spikes_trained']:>16}{v['spikes_deployed']:>13}")
+    lines.append(f"same predicted class: {v['output_agreement']:.2%}   accuracy trained {v['accuracy_trained']:.2%}, "
+                 f"Lava {v['accuracy_deployed']:.2%}")
+    d = v["first_divergence"]
+    lines.append("first divergence: none" if d is None else
+                 f"first divergence: sample {d['sample']}, layer {d['layer']}, step {d['time_step']}, "
+                 f"neuron {tuple(d['neuron'])} (trained {int(d['trained'])}, Lava {int(d['deployed'])})")
+    return "\n".join(lines)
