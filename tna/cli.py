@@ -3,6 +3,7 @@
     tna train   train a spiking network with a strategy (baseline, kd, enof, tna)
     tna eval    re-evaluate a run folder on its test set
     tna deploy  export to NIR, run on Lava (float / fixed point), verify spike by spike
+    tna report  spikes, operations, memory, energy estimates and hardware fit of a run
 """
 
 from __future__ import annotations
@@ -178,6 +179,15 @@ def cmd_deploy(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from deploy.report import text, write
+
+    r, out = write(args.run_dir, samples=args.samples)
+    print(text(r))
+    print(f"wrote {out}/report.json, report.txt, " + ", ".join(Path(p).name for p in r["plots"]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tna", description=__doc__.split("\n\n")[0] + ".",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
@@ -201,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fail (exit 3) below this spike agreement (default: 1.0 for fixed, 0.9999 for float)")
     p.add_argument("--data-root", help="override the run's data root")
     p.set_defaults(func=cmd_deploy)
+    p = sub.add_parser("report", help="spikes, SynOps, memory, energy estimates and hardware fit of a run",
+                       description="Per layer and in total: spike counts, firing rates, synaptic operations "
+                                   "(non-zero synapses only), neuron updates, the same-shape ANN's MACs; from the "
+                                   "trained model and, where 'tna deploy' ran, from Lava. Weight memory (fp32 vs "
+                                   "ternary), energy ESTIMATES under cited models, and whether the model fits each "
+                                   "hardware target. Writes RUN_DIR/report/{report.json, report.txt, *.png}.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--samples", type=int, default=16, help="test samples to count over when exporting (default 16)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

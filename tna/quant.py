@@ -60,7 +60,7 @@ def weight_memory(model: torch.nn.Module) -> dict:
     for name, m in _weight_layers(model):
         n, c_out = m.weight.numel(), m.weight.shape[0]
         bits = 2 * n + 32 * c_out if m.ternary else 32 * n
-        rows.append({"layer": name, "weights": n, "precision": "ternary" if m.ternary else "full",
+        rows.append({"layer": name, "weights": n, "out_channels": c_out, "precision": "ternary" if m.ternary else "full",
                      "bits_per_weight": round(bits / n, 3), "bytes": -(-bits // 8)})
         total += rows[-1]["bytes"]
         full += 4 * n
