@@ -27,6 +27,20 @@ the worst case stays inside Loihi's ranges: |A| <= 2**17-1 (u never wraps), sup|
 (v never clips, and never passes the largest threshold by accident), vth <= 2**17-1, the bias
 fits, Dense weights in Lava's 8-bit mixed-sign range and even (Lava drops their lowest bit).
 The readout shares one lam for all classes, so argmax(V) = argmax(v).
+
+API for a Loihi-exact emulator (torch or numpy; `simulate_fixed` is the numpy reference):
+
+    net = fixed_network(graph)                  # graph: nir.NIRGraph as read by nir.read
+    x_int = quantize_input(x, net.plan.input_scale, xp)
+    for name, p in net.populations.items():     # topological order; p: FixedPopulation
+        a = sum over e in p.edges of: y = activity[e.source] (x_int[t] or the source's spikes)
+            for op in e.ops: y = <op on int64, weights op.weight_int>;  y = wrap_signed(y) if op.wraps
+              conv: conv2d(y, op.weight_int, op.stride, op.padding, op.dilation, op.groups)
+              sumpool: depthwise all-ones conv, op.kernel / op.stride / op.padding
+              scale: y * op.weight_int[c];  dense: y.flatten(1) @ op.weight_int.T
+        u, v, s = lif_fixed_step(u, v, a, p.du, p.dv, p.bias, p.vth, xp)  # p.vth None: readout
+    logits = v_readout / net.readout_scale
+(no delays: Lava's one step per stage is aligned away; every sample starts from u = v = 0).
 """
 
 from __future__ import annotations
