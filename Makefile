@@ -7,11 +7,13 @@ RUN     ?= runs/demo
 setup:
 	@bash scripts/setup_envs.sh
 
-# The main job on the bundled digits: train a ternary TNA spiking network, then evaluate it.
+# The main job on the bundled digits: train a ternary TNA spiking network, export it to NIR, run
+# it on Lava in floating and fixed point, verify every spike, and report spikes/energy/memory.
 demo: setup
 	@if [ -f $(RUN)/metrics.json ]; then echo "$(RUN) is already trained (make clean-demo to retrain)"; \
 	 else $(PY) -m tna.cli train --out $(RUN); fi
-	$(PY) -m tna.cli eval $(RUN)
+	$(PY) -m tna.cli deploy $(RUN) --mode both --samples 16
+	$(PY) -m tna.cli report $(RUN)
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -37,6 +37,34 @@ from tna.run import TrainedRun, load_trained, make_encoder  # noqa: E402
 DEFAULT_SAMPLES = 16
 
 
+def graph_of(run: TrainedRun) -> nir.NIRGraph:
+    """The run's network as a NIR graph (in memory), with everything deployment needs to know."""
+    cfg = run.config
+    encoding = "events" if run.shape.kind == "events" else cfg.encoding
+    return model_to_nir(run.model, run.shape.input_shape, T=cfg.T, dt=cfg.dt, encoding=encoding,
+                        input_scale=input_scale(run),
+                        extra_metadata={"model": cfg.model, "dataset": cfg.dataset, "strategy": cfg.strategy,
+                                        "weights": cfg.weights, "num_classes": run.shape.num_classes})
+
+
+class _LoihiModel(torch.nn.Module):
+    """A run's network in the deployed (Lava fixed-point) arithmetic, with the model interface."""
+
+    def __init__(self, graph):
+        super().__init__()
+        self.emulator = nir_torch.LoihiEmulator(graph)
+
+    def forward(self, x):
+        from tna.models import ModelOutput
+
+        spikes, logits = self.emulator(x.contiguous())
+        return ModelOutput(logits, next(reversed(spikes.values())))
+
+
+def loihi_model(run: TrainedRun) -> torch.nn.Module:
+    return _LoihiModel(graph_of(run))
+
+
 def input_scale(run: TrainedRun) -> float:
     """The grid of the first layer's input: x = integer * scale (exact for digits and spikes)."""
     cfg = run.config
@@ -81,11 +109,7 @@ def export(run_dir: str | Path, out: str | Path | None = None, samples: int = DE
     if samples < 1:
         raise TnaError(f"--samples must be at least 1, got {samples}")
 
-    encoding = "events" if run.shape.kind == "events" else cfg.encoding
-    graph = model_to_nir(run.model, run.shape.input_shape, T=cfg.T, dt=cfg.dt, encoding=encoding,
-                         input_scale=input_scale(run),
-                         extra_metadata={"model": cfg.model, "dataset": cfg.dataset, "strategy": cfg.strategy,
-                                         "weights": cfg.weights, "num_classes": run.shape.num_classes})
+    graph = graph_of(run)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     nir.write(tmp, graph)
     graph = nir.read(tmp)  # what Lava will see, type-checked

@@ -129,10 +129,18 @@ def cmd_eval(args) -> int:
     run = load_trained(args.run_dir)
     cfg = run.config
     _, test_set, _ = load_dataset(cfg.dataset, T=cfg.T, root=args.data_root or cfg.data_root, train_augment=False)
-    acc = accuracy({"base": run.model}, DataLoader(test_set, batch_size=256), make_encoder(cfg, run.shape))["base"]
-    result = {"test_accuracy": acc, "samples": len(test_set), "epoch": run.checkpoint["epoch"]}
-    write_json_atomic(Path(args.run_dir) / "eval.json", result)
-    print(f"{args.run_dir}: test accuracy {acc:.2%} on {len(test_set)} samples (epoch {result['epoch']})")
+    model = run.model
+    if args.arithmetic == "loihi":  # the deployed arithmetic: Lava fixed point, emulated exactly
+        from deploy.export_nir import loihi_model
+
+        model = loihi_model(run)
+    acc = accuracy({"base": model}, DataLoader(test_set, batch_size=256), make_encoder(cfg, run.shape))["base"]
+    result = {"test_accuracy": acc, "samples": len(test_set), "epoch": run.checkpoint["epoch"],
+              "arithmetic": args.arithmetic}
+    name = "eval.json" if args.arithmetic == "float" else f"eval-{args.arithmetic}.json"
+    write_json_atomic(Path(args.run_dir) / name, result)
+    print(f"{args.run_dir}: test accuracy {acc:.2%} on {len(test_set)} samples (epoch {result['epoch']}, "
+          f"{args.arithmetic} arithmetic)")
     return 0
 
 
@@ -196,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="re-evaluate a run folder on its test set")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--data-root", help="override the run's data root")
+    p.add_argument("--arithmetic", default="float", choices=("float", "loihi"),
+                   help="float: the trained model (default); loihi: exactly as it runs on Lava fixed_pt / Loihi "
+                        "(integer weights, thresholds, 12-bit decays)")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("deploy", help="export to NIR, run on Lava, verify every spike",
                        description="Export RUN_DIR to NIR (RUN_DIR/deploy/model.nir + reference.h5), run it on the "
