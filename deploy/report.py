@@ -1,8 +1,9 @@
 """`tna report RUN_DIR`: spikes, operations, memory, energy and hardware fit of one run.
 
-Counts come from recorded spikes (deploy/accounting.py): the trained model's (reference.h5,
-exported on demand) and, where `tna deploy` has run, Lava's; both are shown with their difference
-(in fixed point there must be none). Energy figures are ESTIMATES under the cited models of
+Counts come from recorded spikes (deploy/accounting.py): the trained model's in its own float
+arithmetic and in the deployed fixed-point arithmetic (reference.h5, exported on demand) and,
+where `tna deploy` has run, Lava's; each deployment is shown with its difference from the
+arithmetic it is held to (fixed point against the loihi-exact model: there must be none). Energy figures are ESTIMATES under the cited models of
 deploy/energy.py. Writes RUN_DIR/report/{report.json, report.txt, spikes.png, energy.png}.
 """
 
@@ -55,8 +56,10 @@ def build(run_dir: str | Path, samples: int = 16) -> dict:
     analog = graph.metadata.get("encoding") == "direct"
     with h5py.File(d / "reference.h5", "r") as f:
         inputs = f["input"][:]
-        trained = {k: f["float/spikes"][k][:] for k in f["float/spikes"]}
-    accounts = {"trained": count(graph, trained, inputs, analog)}
+        golden = {g: {k: f[f"{g}/spikes"][k][:] for k in f[f"{g}/spikes"]} for g in ("float", "loihi") if g in f}
+    # the trained model in its own (float) arithmetic, and in the deployed fixed-point arithmetic
+    accounts = {"trained": count(graph, golden["float"], inputs, analog),
+                "trained_loihi": count(graph, golden["loihi"], inputs, analog)}
     for mode in ("float", "fixed"):
         path = d / f"lava_{mode}.h5"
         if path.is_file():
@@ -73,16 +76,16 @@ def build(run_dir: str | Path, samples: int = 16) -> dict:
         "memory": memory(run.model),
         "note": "energy values are estimates from published per-operation figures; loihi1 figures are pre-silicon",
     }
-    for side, a in accounts.items():
-        if side != "trained":
-            report.setdefault("difference", {})[side] = {
-                k: a["totals"][k] - accounts["trained"]["totals"][k] for k in ("spikes", "synops", "neuron_updates")}
-    try:
-        from deploy.resources import fit_all
+    # each deployment against the arithmetic it is held to (fixed point: must be all zeros)
+    for side, ref in (("lava_float", "trained"), ("lava_fixed", "trained_loihi")):
+        if side in accounts:
+            report.setdefault("difference", {})[f"{side} - {ref}"] = {
+                k: accounts[side]["totals"][k] - accounts[ref]["totals"][k] for k in ("spikes", "synops", "neuron_updates")}
+    from deploy.resources import fit, fit_report
+    from deploy.targets import TARGETS
 
-        report["hardware_fit"] = fit_all(graph)
-    except ImportError:  # the resource check ships separately
-        pass
+    report["hardware_fit"] = {t.key: fit(graph, t) for t in TARGETS}
+    report["hardware_fit_table"] = fit_report(graph)
     return report
 
 
@@ -100,7 +103,7 @@ def text(r: dict) -> str:
     lines.append(f"totals (trained): {t['spikes']:.0f} spikes, {t['synops']:.0f} SynOps, {t['analog_macs']:.0f} analog MACs, "
                  f"{t['neuron_updates']:.0f} neuron updates; same-shape ANN: {t['ann_macs']} MACs")
     for side, diff in r.get("difference", {}).items():
-        lines.append(f"{side} - trained: " + ", ".join(f"{k} {v:+.1f}" for k, v in diff.items()))
+        lines.append(f"{side}: " + ", ".join(f"{k} {v:+.1f}" for k, v in diff.items()))
     lines.append("energy per inference (ESTIMATES; loihi1 is pre-silicon):")
     for side, e in r["energy_pj"].items():
         lines.append("  " + side + ": " + ", ".join(f"{m} SNN {v['snn_pj'] / 1e6:.3f} uJ" for m, v in e.items())
@@ -108,9 +111,13 @@ def text(r: dict) -> str:
     m = r["memory"]["totals"]
     lines.append(f"weights: {m['weights']} -> fp32 {m['fp32_bytes']} B, ternary 2-bit {m['ternary_2bit_bytes']} B, "
                  f"base-3 packed {m['ternary_packed_bytes']} B (incl. fp32 per-channel scales)")
-    for target, f in r.get("hardware_fit", {}).items():
-        lines.append(f"fit {target}: " + (f"yes, {f.get('cores')} cores, {f.get('chips')} chip(s)" if f.get("fits")
-                                          else f"no ({f.get('binding')})"))
+    lines.append("hardware fit (deploy/targets.py, hardware_targets.md):")
+    for f in r["hardware_fit"].values():
+        where = f"{f['cores']} cores, {f['chips']} chip(s)" if f["cores"] is not None else "host"
+        verdict = (f"fits: {where}" if f["fits"] else "does not fit") + f"; binding: {f['binding']}"
+        if f["unsupported"]:
+            verdict += "; unsupported: " + ", ".join(u.split(":")[0] for u in f["unsupported"])
+        lines.append(f"  {f['name']:<40} {verdict}")
     return "\n".join(lines)
 
 
@@ -163,5 +170,5 @@ def write(run_dir: str | Path, samples: int = 16) -> tuple[dict, Path]:
     out.mkdir(exist_ok=True)
     r["plots"] = [str(p) for p in plots(r, out)]
     write_json_atomic(out / "report.json", json.loads(json.dumps(r, default=float)))
-    (out / "report.txt").write_text(text(r) + "\n")
+    (out / "report.txt").write_text(text(r) + "\n\n" + r["hardware_fit_table"] + "\n")
     return r, out

@@ -85,10 +85,10 @@ def test_report_counts_trained_and_deployed_alike(deployed):
     run, _ = deployed
     out = tna("report", run).stdout
     r = json.loads((run / "report" / "report.json").read_text())
-    trained, fixed = r["accounts"]["trained"], r["accounts"]["lava_fixed"]
-    assert fixed["totals"]["synops"] > 0
-    assert r["difference"]["lava_fixed"] == {"spikes": 0.0, "synops": 0.0, "neuron_updates": 0.0} or \
-        trained["samples"] != fixed["samples"]
+    fixed = r["accounts"]["lava_fixed"]
+    assert fixed["totals"]["synops"] > 0 and fixed["samples"] == r["accounts"]["trained_loihi"]["samples"]
+    assert r["difference"]["lava_fixed - trained_loihi"] == {"spikes": 0.0, "synops": 0.0, "neuron_updates": 0.0}
+    assert r["hardware_fit"]["loihi2"]["fits"] and r["hardware_fit"]["lava-fixed"]["fits"]
     assert r["memory"]["totals"]["ternary_2bit_bytes"] < r["memory"]["totals"]["fp32_bytes"] / 8
     assert (run / "report" / "spikes.png").stat().st_size > 1000 and "ESTIMATES" in out
 
