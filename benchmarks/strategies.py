@@ -52,13 +52,14 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
+    p.add_argument("--train-samples", type=int, help="train on a random subset (quick looks, tests)")
     args = p.parse_args(argv)
     out = Path(args.out)
 
     acc: dict[tuple, list[float]] = {}
     for dataset in args.datasets:
         for seed in args.seeds:
-            common = dict(dataset=dataset, seed=seed, epochs=args.epochs)
+            common = dict(dataset=dataset, seed=seed, epochs=args.epochs, train_samples=args.train_samples)
             teacher = out / dataset / f"ann-seed{seed}"
             m = run(teacher, neuron="relu", weights="full", strategy="baseline", **common)
             acc.setdefault((dataset, "ann (teacher)", "full"), []).append(m["test_accuracy"])
