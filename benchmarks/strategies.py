@@ -38,10 +38,11 @@ def run(out: Path, **options) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| dataset | strategy | weights | test accuracy (mean ± std) | seeds |", "|---|---|---|---|---|"]
+    lines = ["| dataset | strategy | weights | test accuracy (mean ± std) | seeds | epochs |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['dataset']} | {r['strategy']} | {r['weights']} | "
-                     f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} % | {r['n']} |")
+                     f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} % | {r['n']} | {r['epochs']} |")
     return "\n".join(lines)
 
 
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
                     m = run(folder, strategy=strategy, weights=weights, **common, **extra)
                     acc.setdefault((dataset, strategy, weights), []).append(m["test_accuracy"])
 
-    rows = [{"dataset": d, "strategy": s, "weights": w, "mean": statistics.mean(v),
+    rows = [{"dataset": d, "strategy": s, "weights": w, "epochs": args.epochs, "mean": statistics.mean(v),
              "std": statistics.stdev(v) if len(v) > 1 else 0.0, "n": len(v), "values": v}
             for (d, s, w), v in acc.items()]
     text = table(rows)
