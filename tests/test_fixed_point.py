@@ -276,43 +276,21 @@ def test_mapping_is_a_pure_function_of_the_graph(tmp_path):
             assert (x is None and y is None) or np.array_equal(x, y)
 
 
-def test_torch_emulator_from_these_functions_matches_numpy():
-    """The route the torch side takes: float64 conv + round, wrap_signed, lif_fixed_step(xp=torch)."""
+def test_torch_loihi_emulator_matches_the_numpy_reference():
+    """deploy.nir_torch.LoihiEmulator (torch int64, built from these functions and parameters) is
+    the numpy reference integer for integer: spikes and the readout."""
+    from deploy.nir_torch import LoihiEmulator
+
     g = conv_graph(np.random.default_rng(4))
     net = fp.fixed_network(g)
     rng = np.random.default_rng(5)
-    x = np.repeat(rng.integers(0, 256, (3, 1, 2, 8, 8)), 4, axis=1)
-    want, v_want = fp.simulate_fixed(net, x)
-    F = torch.nn.functional
-    n, T = x.shape[:2]
-    state = {k: (torch.zeros((n,) + p.shape, dtype=torch.int64),) * 2 for k, p in net.populations.items()}
-    got = {k: [] for k in want}
-    for t in range(T):
-        act = {"input": torch.from_numpy(x[:, t]).long()}
-        for name, p in net.populations.items():
-            a = torch.zeros((n,) + p.shape, dtype=torch.int64)
-            for e in p.edges:
-                y = act[e.source]
-                for op in e.ops:
-                    if op.kind == "conv":
-                        y = F.conv2d(y.double(), torch.from_numpy(op.weight_int).double(), stride=op.stride,
-                                     padding=op.padding, dilation=op.dilation, groups=op.groups).round().long()
-                    elif op.kind == "scale":
-                        y = y * torch.from_numpy(op.weight_int).view(1, -1, 1, 1)
-                    elif op.kind == "dense":
-                        y = y.reshape(n, -1) @ torch.from_numpy(op.weight_int).T
-                    if op.wraps:
-                        y = fp.wrap_signed(y)
-                a = a + y.reshape(a.shape)
-            u, v = state[name]
-            vth = None if p.vth is None else torch.from_numpy(p.vth)
-            u, v, s = fp.lif_fixed_step(u, v, a, p.du, p.dv, torch.from_numpy(p.bias), vth, torch)
-            state[name], act[name] = (u, v), s.long()
-            if name in got:
-                got[name].append(s)
+    x_int = np.repeat(rng.integers(0, 256, (3, 1, 2, 8, 8)), 4, axis=1)
+    want, v_want = fp.simulate_fixed(net, x_int)
+    x = torch.from_numpy(x_int * net.plan.input_scale).transpose(0, 1)  # [T, N, ...] as it enters the network
+    got, logits = LoihiEmulator(g)(x)
     for name in want:
-        np.testing.assert_array_equal(torch.stack(got[name], 1).numpy().astype(np.uint8), want[name])
-    np.testing.assert_array_equal(state["readout"][1].numpy(), v_want)
+        np.testing.assert_array_equal(got[name].transpose(0, 1).numpy().astype(np.uint8), want[name])
+    np.testing.assert_allclose(logits.numpy(), v_want / net.readout_scale, rtol=1e-6)
     assert 0 < np.mean([w.mean() for w in want.values()]) < 0.9
 
 
