@@ -110,6 +110,7 @@ def export(run_dir: str | Path, out: str | Path | None = None, samples: int = DE
         raise TnaError(f"--samples must be at least 1, got {samples}")
 
     graph = graph_of(run)
+    layers = lif_nodes(graph)  # in network order (nir.read returns nodes sorted by name)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     nir.write(tmp, graph)
     graph = nir.read(tmp)  # what Lava will see, type-checked
@@ -123,12 +124,12 @@ def export(run_dir: str | Path, out: str | Path | None = None, samples: int = DE
         f.create_dataset("input", data=x.transpose(0, 1).numpy().astype(np.float32), compression="gzip")
         f.create_dataset("labels", data=y.numpy())
         f.create_dataset("indices", data=indices)
-        f.attrs.update({"run_dir": str(run_dir), "T": cfg.T, "dt": cfg.dt, "layers": lif_nodes(graph),
+        f.attrs.update({"run_dir": str(run_dir), "T": cfg.T, "dt": cfg.dt, "layers": layers,
                         "model": cfg.model, "dataset": cfg.dataset})
         for mode, (spikes, lg) in golden.items():
             g = f.create_group(mode)
             g.create_dataset("logits", data=lg.numpy().astype(np.float64))
-            for name in lif_nodes(graph):
+            for name in layers:
                 g.create_dataset(f"spikes/{name}", data=spikes[name].transpose(0, 1).numpy().astype(np.uint8),
                                  compression="gzip")
     os.replace(tmp, out)
