@@ -56,7 +56,8 @@ def build(run_dir: str | Path, samples: int = 16) -> dict:
     analog = graph.metadata.get("encoding") == "direct"
     with h5py.File(d / "reference.h5", "r") as f:
         inputs = f["input"][:]
-        golden = {g: {k: f[f"{g}/spikes"][k][:] for k in f[f"{g}/spikes"]} for g in ("float", "loihi") if g in f}
+        layers = list(f.attrs["layers"])  # network order
+        golden = {g: {k: f[f"{g}/spikes/{k}"][:] for k in layers} for g in ("float", "loihi") if g in f}
     # the trained model in its own (float) arithmetic, and in the deployed fixed-point arithmetic
     accounts = {"trained": count(graph, golden["float"], inputs, analog),
                 "trained_loihi": count(graph, golden["loihi"], inputs, analog)}
@@ -65,7 +66,7 @@ def build(run_dir: str | Path, samples: int = 16) -> dict:
         if path.is_file():
             with h5py.File(path, "r") as f:
                 n = int(f.attrs.get("samples", len(inputs)))
-                spikes = {k: f["spikes"][k][:n] for k in f["spikes"]}
+                spikes = {k: f[f"spikes/{k}"][:n] for k in layers}
             accounts[f"lava_{mode}"] = count(graph, spikes, inputs[:n], analog)
     report = {
         "run_dir": str(run_dir), "model": run.config.model, "dataset": run.config.dataset,
