@@ -66,9 +66,12 @@ def loihi_model(run: TrainedRun) -> torch.nn.Module:
 
 
 def input_scale(run: TrainedRun) -> float:
+    return input_scale_for(run.config, run.shape)
+
+
+def input_scale_for(cfg, shape) -> float:
     """The grid of the first layer's input: x = integer * scale (exact for digits and spikes)."""
-    cfg = run.config
-    if run.shape.kind == "events" or cfg.encoding == "rate":
+    if shape.kind == "events" or cfg.encoding == "rate":
         return 1.0
     if cfg.dataset.startswith("mnist5k"):
         return 1 / 255  # pixels are p / 255 exactly

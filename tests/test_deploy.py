@@ -98,3 +98,24 @@ def test_deploy_refuses_a_relu_model(tmp_path):
     tna("train", "--neuron", "relu", "--weights", "full", "--strategy", "baseline", *TINY, "--epochs", "1", "--out", run)
     proc = tna("deploy", run, check=False)
     assert proc.returncode == 2 and "ReLU" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_fine_tuning_in_the_deployed_arithmetic(deployed, tmp_path):
+    """--arithmetic loihi trains on the exact fixed-point outputs; its reported accuracy is the
+    deployed one, the same number `tna eval --arithmetic loihi` measures on the result."""
+    run, _ = deployed
+    ft = tmp_path / "ft"
+    tna("train", "--init", run, "--arithmetic", "loihi", "--strategy", "baseline", "--epochs", "1",
+        "--train-samples", "128", "--width", "0.5", "-T", "4", "--lr", "1e-4", "--out", ft)
+    m = json.loads((ft / "metrics.json").read_text())
+    tna("eval", ft, "--arithmetic", "loihi")
+    assert json.loads((ft / "eval-loihi.json").read_text())["test_accuracy"] == m["test_accuracy"]
+    before = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    after = torch.load(ft / "checkpoint.pt", weights_only=True)["model"]
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.endswith("weight"))
+    assert all(torch.equal(before[k], after[k]) for k in before if "running_" in k)  # batch norm frozen
+
+
+def test_loihi_arithmetic_needs_spiking_neurons(tmp_path):
+    proc = tna("train", "--arithmetic", "loihi", "--neuron", "relu", "--out", tmp_path / "x", check=False)
+    assert proc.returncode == 2 and "needs spiking neurons" in proc.stderr

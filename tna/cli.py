@@ -24,6 +24,7 @@ EXAMPLES = """examples:
   tna train --strategy kd --teacher runs/ann --out runs/kd
   tna train --strategy enof --teacher runs/ann --out runs/enof
   tna train --resume runs/demo                      # continue an interrupted run
+  tna train --init runs/demo --arithmetic loihi --epochs 1 --lr 3e-4 --out runs/demo-ft   # fine-tune as deployed
   torchrun --nproc_per_node 2 -m tna.cli train --out runs/ddp   # data-parallel (gloo on CPU)
   tna eval runs/demo
   tna deploy runs/demo --samples 16                 # NIR -> Lava floating_pt + fixed_pt -> verification.json
@@ -72,6 +73,10 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--mse-reduction", help=f"tna: mean | sum (default {d.mse_reduction})")
     g.add_argument("--twin-weights", help=f"tna: twin precision: same | full | ternary (default {d.twin_weights})")
     g.add_argument("--twin-width", type=float, help=f"tna: twin channel multiplier (default {d.twin_width})")
+    g.add_argument("--arithmetic", help="the base network's forward arithmetic: float (default) | loihi (Lava fixed "
+                                        "point, exact, with straight-through gradients: train as deployed)")
+    g.add_argument("--init", metavar="RUN_DIR", help="start from a finished run's weights (fine-tuning, e.g. with "
+                                                      "--arithmetic loihi)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, help=f"(default {d.epochs})")
     g.add_argument("--batch-size", type=int, help=f"global batch size (default {d.batch_size})")

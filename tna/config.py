@@ -48,6 +48,9 @@ class TrainConfig:
     mse_reduction: str = "mean"  # tna: mean | sum over batch and classes
     twin_weights: str = "same"  # tna: same | full | ternary
     twin_width: float = 1.0  # tna: twin channel multiplier
+    # arithmetic of the base network's forward pass: float | loihi (Lava fixed point, exact; STE)
+    arithmetic: str = "float"
+    init: str | None = None  # start from this finished run's base weights (fine-tuning)
     # optimisation
     epochs: int = 8
     batch_size: int = 64
@@ -110,6 +113,7 @@ CHOICES = {
     "mse_reduction": ("mean", "sum"),
     "twin_weights": ("same", "full", "ternary"),
     "device": ("cpu", "cuda"),
+    "arithmetic": ("float", "loihi"),
 }
 
 
@@ -134,6 +138,8 @@ def validate(cfg: TrainConfig) -> None:
             raise TnaError(f"--{key} must be positive, got {value}")
     if cfg.dt > cfg.tau_mem:
         raise TnaError(f"--dt ({cfg.dt}) must not exceed --tau-mem ({cfg.tau_mem}): the decay dt/tau_mem must be <= 1")
+    if cfg.arithmetic == "loihi" and (cfg.neuron == "relu" or cfg.strategy == "enof"):
+        raise TnaError("--arithmetic loihi needs spiking neurons throughout (no --neuron relu, no enof's ReLU layer)")
     if cfg.strategy in ("kd", "enof") and not cfg.teacher:
         raise TnaError(f"--strategy {cfg.strategy} needs --teacher RUN_DIR (a finished run; for enof an ANN "
                        f"trained with --neuron relu --weights full --strategy baseline)")

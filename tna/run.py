@@ -93,6 +93,20 @@ def build_strategy(cfg: TrainConfig, shape: Shape) -> Strategy:
         raise TnaError(f"unknown strategy '{cfg.strategy}'; choose one of: {', '.join(STRATEGIES)}")
     cls = STRATEGIES[cfg.strategy]
     base = build_network(cfg, shape, seed=cfg.seed, **cls.model_options)
+    if cfg.init:
+        start = load_trained(cfg.init)
+        try:
+            base.load_state_dict(start.model.state_dict())
+        except RuntimeError:
+            raise TnaError(f"--init {cfg.init}: its network ({start.config.model}, width {start.config.width}) "
+                           f"does not match this run's ({cfg.model}, width {cfg.width})") from None
+    if cfg.arithmetic == "loihi":
+        from deploy.export_nir import input_scale_for
+        from tna import loihi
+
+        loihi.enable(base, input_shape=shape.input_shape, T=cfg.T, dt=cfg.dt,
+                     encoding="events" if shape.kind == "events" else cfg.encoding,
+                     input_scale=input_scale_for(cfg, shape))
     enc = make_encoder(cfg, shape)
     if cls.name == "baseline":
         return cls(base, enc)
