@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "strategies.py"), "--out", str(out),
-                    "--datasets", "mnist5k", "--seeds", "0", "--epochs", "1", "--train-samples", "1024"],
+                    "--datasets", "mnist5k", "--seeds", "0", "--epochs", "1", "--train-samples", "384"],
                    check=True, capture_output=True, text=True)
     return out
 
