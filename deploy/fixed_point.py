@@ -273,6 +273,22 @@ def _pool_fold(w: np.ndarray, in_shape: tuple, kernel, stride, padding) -> np.nd
     return out.reshape(o, -1)
 
 
+def topological_order(nodes, preds: dict, succs: dict) -> list:
+    """Kahn's algorithm; a cycle (a recurrent connection) is a user error: tna maps feed-forward graphs."""
+    indeg = {n: len(preds[n]) for n in nodes}
+    order, ready = [], [n for n in nodes if indeg[n] == 0]
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for t in succs[n]:
+            indeg[t] -= 1
+            if indeg[t] == 0:
+                ready.append(t)
+    if len(order) != len(nodes):
+        raise TnaError("the graph has a cycle (recurrent connections); tna maps feed-forward graphs only")
+    return order
+
+
 def plan_network(graph) -> NetworkPlan:
     """Parse a tna NIR graph (duck-typed: `.nodes`, `.edges`, `.metadata`; nir is not imported).
 
@@ -310,18 +326,7 @@ def plan_network(graph) -> NetworkPlan:
         raise TnaError(f"the graph has {len(inputs)} Input and {len(outputs)} Output nodes; tna maps exactly one of each")
     input_name = inputs[0]
 
-    # topological order (Kahn), shapes forward
-    indeg = {n: len(preds[n]) for n in nodes}
-    order, ready = [], [n for n in nodes if indeg[n] == 0]
-    while ready:
-        n = ready.pop(0)
-        order.append(n)
-        for t in succs[n]:
-            indeg[t] -= 1
-            if indeg[t] == 0:
-                ready.append(t)
-    if len(order) != len(nodes):
-        raise TnaError("the graph has a cycle (recurrent connections); tna maps feed-forward graphs only")
+    order = topological_order(nodes, preds, succs)  # shapes forward
 
     shapes: dict[str, tuple] = {}
     for n in order:

@@ -59,6 +59,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deploy.fixed_point import topological_order
 from deploy.targets import TARGETS, Fig, Target
 from tna.errors import TnaError
 
@@ -112,20 +113,7 @@ def _topo(graph) -> list[str]:
             raise TnaError(f"edge {s} -> {t} names a node that is not in the graph; fix the NIR file")
         into[t].append(s)
         out[s].append(t)
-    indeg = {n: len(into[n]) for n in graph.nodes}
-    ready = [n for n in graph.nodes if indeg[n] == 0]
-    order = []
-    while ready:
-        n = ready.pop(0)
-        order.append(n)
-        for t in out[n]:
-            indeg[t] -= 1
-            if indeg[t] == 0:
-                ready.append(t)
-    if len(order) != len(graph.nodes):
-        raise TnaError("the graph has a cycle (recurrent connections); the resource check handles feed-forward "
-                       "graphs only")
-    return order
+    return topological_order(graph.nodes, into, out)
 
 
 def _shapes(graph, order, into) -> dict[str, tuple]:
