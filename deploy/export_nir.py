@@ -28,6 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deploy import nir_torch  # noqa: E402
+from deploy.fixed_point import SYNAPSES  # noqa: E402
 from deploy.nir_graph import lif_nodes, model_to_nir  # noqa: E402
 from tna.data import load_dataset  # noqa: E402
 from tna.errors import TnaError  # noqa: E402
@@ -37,14 +38,20 @@ from tna.run import TrainedRun, load_trained, make_encoder  # noqa: E402
 DEFAULT_SAMPLES = 16
 
 
-def graph_of(run: TrainedRun) -> nir.NIRGraph:
-    """The run's network as a NIR graph (in memory), with everything deployment needs to know."""
+def graph_of(run: TrainedRun, synapses: str | None = None) -> nir.NIRGraph:
+    """The run's network as a NIR graph (in memory), with everything deployment needs to know.
+
+    `synapses` (default: the run's) says how fixed point stores weights (deploy/fixed_point.py)."""
     cfg = run.config
+    synapses = synapses or cfg.synapses
+    if synapses not in SYNAPSES:
+        raise TnaError(f"--synapses {synapses!r}: choose one of {', '.join(SYNAPSES)}")
     encoding = "events" if run.shape.kind == "events" else cfg.encoding
     return model_to_nir(run.model, run.shape.input_shape, T=cfg.T, dt=cfg.dt, encoding=encoding,
                         input_scale=input_scale(run),
                         extra_metadata={"model": cfg.model, "dataset": cfg.dataset, "strategy": cfg.strategy,
-                                        "weights": cfg.weights, "num_classes": run.shape.num_classes})
+                                        "weights": cfg.weights, "num_classes": run.shape.num_classes,
+                                        "synapses": synapses})
 
 
 class _LoihiModel(torch.nn.Module):
@@ -61,8 +68,8 @@ class _LoihiModel(torch.nn.Module):
         return ModelOutput(logits, next(reversed(spikes.values())))
 
 
-def loihi_model(run: TrainedRun) -> torch.nn.Module:
-    return _LoihiModel(graph_of(run))
+def loihi_model(run: TrainedRun, synapses: str | None = None) -> torch.nn.Module:
+    return _LoihiModel(graph_of(run, synapses))
 
 
 def input_scale(run: TrainedRun) -> float:
@@ -103,7 +110,7 @@ def trained_spikes(model, x: torch.Tensor):
 
 
 def export(run_dir: str | Path, out: str | Path | None = None, samples: int = DEFAULT_SAMPLES,
-           data_root: str | None = None) -> tuple[Path, Path]:
+           data_root: str | None = None, synapses: str | None = None) -> tuple[Path, Path]:
     run = load_trained(run_dir)
     cfg = run.config
     out = Path(out) if out else Path(run_dir) / "deploy" / "model.nir"
@@ -112,7 +119,7 @@ def export(run_dir: str | Path, out: str | Path | None = None, samples: int = DE
     if samples < 1:
         raise TnaError(f"--samples must be at least 1, got {samples}")
 
-    graph = graph_of(run)
+    graph = graph_of(run, synapses)
     layers = lif_nodes(graph)  # in network order (nir.read returns nodes sorted by name)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     nir.write(tmp, graph)
@@ -147,9 +154,12 @@ def main(argv=None) -> int:
                                                       "reference.h5 goes beside it")
     p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help=f"test samples in the reference (default {DEFAULT_SAMPLES})")
     p.add_argument("--data-root", help="override the run's data root")
+    p.add_argument("--synapses", choices=SYNAPSES, help="fixed-point weights: loihi (8-bit mantissa x 2^exp per layer, "
+                                                       "as the chip stores them) | wide (any integer conv weight, "
+                                                       "Lava only); default: the run's (loihi)")
     args = p.parse_args(argv)
     try:
-        nir_path, ref_path = export(args.run_dir, args.out, args.samples, args.data_root)
+        nir_path, ref_path = export(args.run_dir, args.out, args.samples, args.data_root, args.synapses)
     except TnaError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

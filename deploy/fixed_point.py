@@ -25,7 +25,10 @@ edge of a channel is the one with the smallest unit sigma_e*m_ec (so the other e
 sum get integer multipliers >= K). K (one integer per population) is the largest value for which
 the worst case stays inside Loihi's ranges: |A| <= 2**17-1 (u never wraps), sup|V| <= 64*(2**17-1)
 (v never clips, and never passes the largest threshold by accident), vth <= 2**17-1, the bias
-fits, Dense weights in Lava's 8-bit mixed-sign range and even (Lava drops their lowest bit).
+fits. Every synapse stage holds 8-bit weights times one shared power of two (Loihi's weight
+mantissa and exponent): w = mantissa << exp, |mantissa| <= 255, and for Lava's Dense even and
+<= 254 (Lava drops the lowest bit of mixed-sign weights); K itself is such a value, so the primary
+edges stay exactly K * codes, and the other edges of a residual sum are rounded to their grid.
 The readout shares one lam for all classes, so argmax(V) = argmax(v).
 
 API for a Loihi-exact emulator (torch or numpy; `simulate_fixed` is the numpy reference):
@@ -65,10 +68,12 @@ A_MAX = (1 << 17) - 1                   # |a_in| <= A_MAX keeps a_in << 6 inside
 V_BOUND = VTH_MAX << VTH_SHIFT          # sup|V| <= V_BOUND: v never clips nor exceeds the largest vth
 BIAS_MANT_MAX = (1 << 12) - 1           # 13-bit signed bias mantissa (Loihi), stored as int16 in Lava
 BIAS_EXP_MAX = 7                        # 3-bit bias exponent
-DENSE_W_MAX = 254                       # Dense, mixed sign: clip [-256, 255], lowest bit dropped -> even
-CONV_FULL_W_MAX = 255                   # full-precision Conv weights: 8-bit magnitude
+W_MANT_MAX = 255                        # Loihi synapse: 8-bit weight magnitude plus sign
+DENSE_W_MANT_MAX = 254                  # Lava Dense, mixed sign: clip [-256, 255], lowest bit dropped -> even
+W_EXP_MAX = 7                           # one weight exponent per synapse stage: w = mantissa << exp
 K_CAP = 1 << 16                         # only reached when no range binds (e.g. an all-zero layer)
 DEFAULT_INPUT_RANGE = (-255, 255)       # graded input integers, unless metadata says otherwise
+SYNAPSES = ("loihi", "wide")            # loihi: 8-bit mantissa << exp per stage; wide: any integer in Conv
 SUPPORTED = ("Input", "Output", "Conv2d", "Affine", "Linear", "Flatten", "AvgPool2d", "LIF", "I")
 
 
@@ -160,6 +165,12 @@ class Op:
     dilation: tuple = (1, 1)
     groups: int = 1
     weight_int: np.ndarray | None = None
+    weight_exp: int = 0  # weight_int = mantissa << weight_exp, |mantissa| <= 255 (Dense: even, <= 254)
+
+    @property
+    def weight_mant(self) -> np.ndarray:
+        """The 8-bit synapse mantissas a Loihi core stores (exact: weight_int is on the 2**exp grid)."""
+        return self.weight_int >> self.weight_exp
 
     @property
     def wraps(self) -> bool:
@@ -206,6 +217,7 @@ class NetworkPlan:
     populations: dict            # name -> Population, in topological order
     readout: str | None          # the integrator feeding the Output node
     metadata: dict = field(default_factory=dict)
+    synapses: str = "loihi"      # metadata "synapses": loihi (storable on Loihi) | wide (Lava only)
 
     @property
     def lif_names(self) -> list:
@@ -451,8 +463,12 @@ def plan_network(graph) -> NetworkPlan:
             if e.source == input_name:
                 area = int(np.prod([op.kernel[0] * op.kernel[1] for op in e.ops if op.kind == "sumpool"] or [1]))
                 e.in_range = (in_range[0] * area, in_range[1] * area)
+    synapses = str(meta.get("synapses", "loihi"))
+    if synapses not in SYNAPSES:
+        raise TnaError(f"metadata synapses={synapses!r} is not one of {', '.join(SYNAPSES)}; "
+                       "export the graph again with deploy/export_nir.py")
     return NetworkPlan(input_name, shapes[input_name], input_scale, in_range, T, dt, encoding,
-                       populations, readout, meta)
+                       populations, readout, meta, synapses)
 
 
 def _edge(first, target, nodes, preds, shapes, input_name, input_scale, meta, encoding) -> Edge:
@@ -570,13 +586,13 @@ class FixedPopulation:
     bias_exp: np.ndarray
     bias: np.ndarray             # bias_mant << bias_exp (added to V each step, not shifted)
     scale: np.ndarray            # lam per neuron: V = lam * v  (readout: one value; logits = V / lam)
-    K: int                       # the primary edges' integer weights are K * codes
+    K: int                       # the primary edges' integer weights are K * codes (K = mantissa << exp)
     edges: list                  # incoming Edges, ops with weight_int
     latency: int
     a_bound: np.ndarray          # worst-case |a_in| per channel
     v_bound: int                 # worst-case sup|V| (<= V_BOUND)
     silent: np.ndarray | None    # neurons that can never reach threshold (vth = VTH_MAX)
-    binding: list = field(default_factory=list)  # the ranges K + 1 (K + 2 for Dense) would break
+    binding: list = field(default_factory=list)  # the ranges the next K on the synapse grid would break
 
 
 @dataclass
@@ -588,10 +604,6 @@ class FixedNetwork:
     @property
     def edges(self) -> list:
         return [e for p in self.populations.values() for e in p.edges]
-
-
-def _round_even(x):
-    return 2.0 * np.round(np.asarray(x) / 2.0)
 
 
 def _channel_view(a, shape):
@@ -612,19 +624,40 @@ def _is_ternary(op: Op) -> np.ndarray:
     return np.all(~nz | (np.abs(w - m) <= 1e-6 * m), axis=1)
 
 
-def _int_weights(op: Op, mult: np.ndarray) -> np.ndarray:
-    """Integer weights of a final op: R(mult_c * W[c] / m_c), ternary channels exactly mult*codes."""
+def _mant_max(dense: bool) -> int:
+    return DENSE_W_MANT_MAX if dense else W_MANT_MAX
+
+
+def _grid_exp(vmax: float, dense: bool, wide: bool = False) -> int:
+    """The smallest weight exponent whose grid holds values up to vmax in an 8-bit mantissa
+    (wide synapses: 0 for Conv stages, which Lava accepts at any size; Dense always needs it)."""
+    unit, mmax = (2 if dense else 1), _mant_max(dense)
+    exp = 0
+    if wide and not dense:
+        return exp
+    while exp < W_EXP_MAX and np.round(vmax / (unit << exp)) * unit > mmax:
+        exp += 1
+    return exp
+
+
+def _int_weights(op: Op, mult: np.ndarray, wide: bool = False):
+    """Integer weights of a final op and their shared exponent: w = R(mult_c * W[c] / m_c) on the grid
+    2**exp (Dense: 2**(exp+1), even mantissas), exp the smallest that fits the mantissa in 8 bits.
+
+    Ternary channels become exactly sign(W) * mult_c when mult_c is on the grid (the primary edge:
+    K * codes). Returns (w_int, exp, ok); ok is False when even exp = W_EXP_MAX is not enough."""
     w = op.weight.reshape(op.weight.shape[0], -1)
     m = np.abs(w).max(axis=1)
     safe = np.where(m > 0, m, 1.0)
     ter = _is_ternary(op)
-    rel = np.where(ter[:, None], np.sign(w), w / safe[:, None])
-    rnd = _round_even if op.kind == "dense" else np.round
-    if op.kind == "dense":
-        out = np.where(ter[:, None], np.sign(w) * rnd(mult)[:, None], rnd(mult[:, None] * rel))
-    else:
-        out = np.where(ter[:, None], np.sign(w) * np.round(mult)[:, None], rnd(mult[:, None] * rel))
-    return out.reshape(op.weight.shape).astype(np.int64)
+    vals = np.where(ter[:, None], np.sign(w), w / safe[:, None]) * np.asarray(mult, dtype=np.float64)[:, None]
+    dense = op.kind == "dense"
+    mmax = _mant_max(dense)
+    exp = _grid_exp(float(np.abs(vals).max(initial=0.0)), dense, wide)
+    grid = (2 if dense else 1) << exp
+    out = (grid * np.round(vals / grid)).reshape(op.weight.shape).astype(np.int64)
+    ok = (wide and not dense) or int(np.abs(out).max(initial=0)) <= mmax << exp
+    return out, exp, ok
 
 
 def _contrib_bounds(op: Op, w_int: np.ndarray, lo: int, hi: int):
@@ -669,29 +702,26 @@ def _fixed_population(pop: Population, plan: NetworkPlan, ref_mode: str = "min")
     else:
         qref = q
     even = any(op.kind == "dense" for op in finals)
+    wide = plan.synapses == "wide"
     dv = 0 if pop.kind == "readout" else min(int(round(DECAY_UNITY * pop.decay)), DECAY_UNITY - 1)
     if pop.kind == "lif" and dv == 0:
         raise TnaError(f"NIR node {pop.name}: decay dt/tau = {pop.decay:g} rounds to dv = 0 in 12 bits; "
                        "Loihi cannot represent such a slow leak")
     if pop.kind == "lif" and np.any(pop.threshold < 0):
         raise TnaError(f"NIR node {pop.name}: negative v_threshold is not supported in fixed point")
-    full_conv = [op.kind == "conv" and not np.all(_is_ternary(op)) for op in finals]
 
     def ints(K: int):
         lam = 64.0 * K / qref  # per channel
         ws, a_hi, a_lo, bad = [], np.zeros(C), np.zeros(C), []
-        for e, op, u, fc in zip(edges, finals, units, full_conv):
+        for e, op, u in zip(edges, finals, units):
             mult = K * u / qref  # = lam * gain * sigma * m / 64
-            w = _int_weights(op, mult)
-            ws.append(w)
+            w, wexp, ok = _int_weights(op, mult, wide)
+            ws.append((w, wexp))
             h, lo_ = _contrib_bounds(op, w, *e.in_range)
             a_hi += h
             a_lo += lo_
-            wmax = int(np.abs(w).max()) if w.size else 0
-            if op.kind == "dense" and wmax > DENSE_W_MAX:
-                bad.append(f"Dense weights up to {wmax} > {DENSE_W_MAX}")
-            if fc and wmax > CONV_FULL_W_MAX:
-                bad.append(f"full-precision conv weights up to {wmax} > {CONV_FULL_W_MAX}")
+            if not ok:
+                bad.append(f"{op.kind} weights up to {int(np.abs(w).max())} need a weight exponent > {W_EXP_MAX}")
         lam_n = np.broadcast_to(_channel_view(lam, shape), shape)
         g_n = np.broadcast_to(_channel_view(pop.gain, shape), shape)
         mant, exp, B, ok = _bias_split(lam_n * g_n * pop.bias)
@@ -722,8 +752,8 @@ def _fixed_population(pop: Population, plan: NetworkPlan, ref_mode: str = "min")
                     vth=vth, silent=silent, bad=bad)
 
     # estimate the largest K from a large probe (everything scales with K; rounding is negligible
-    # there), then step down past rounding effects and up while the next value still fits
-    step = 2 if even else 1
+    # there), then step down past rounding effects and up while the next value still fits; K stays
+    # on the synapse grid (mantissa << exp) so the primary edges' weights are exactly K * codes
     kp = 1 << 12
     probe = ints(kp)
     limits = [K_CAP]
@@ -735,39 +765,56 @@ def _fixed_population(pop: Population, plan: NetworkPlan, ref_mode: str = "min")
         live = probe["vth"][~probe["silent"]]
         if live.size and live.max() > 0:
             limits.append(VTH_MAX * kp / live.max())
-    for op, w, fc in zip(finals, probe["ws"], full_conv):
+    for op, (w, _) in zip(finals, probe["ws"]):
         wmax = np.abs(w).max() if w.size else 0
-        if wmax > 0 and (op.kind == "dense" or fc):
-            limits.append((DENSE_W_MAX if op.kind == "dense" else CONV_FULL_W_MAX) * kp / wmax)
-    K = max(int(math.floor(min(limits))), step)
-    K -= K % step
+        if wmax > 0 and (op.kind == "dense" or not wide):
+            limits.append((_mant_max(op.kind == "dense") << W_EXP_MAX) * kp / wmax)
+    # an edge whose channels include a primary one has weights up to K * ratio; K must be on its grid
+    ratios = [(op.kind == "dense", float(np.max(u / qref))) for op, u in zip(finals, units)
+              if np.any((u > 0) & np.isclose(u, qref, rtol=1e-12, atol=0.0))]
+
+    def grid(K: int) -> int:
+        return max([(2 if d else 1) << _grid_exp(K * r, d, wide) for d, r in ratios] or [2 if even else 1])
+
+    def snap(K: int) -> int:  # the largest value <= K on every primary edge's grid
+        while K % grid(K):
+            K -= K % grid(K)
+        return K
+
+    smallest = grid(1)
+    K = max(snap(max(int(math.floor(min(limits))), smallest)), smallest)
     res = ints(K)
-    while res["bad"] and K - step >= step:
-        K -= step
+    while res["bad"] and K > smallest:
+        K = max(snap(K - 1), smallest)
         res = ints(K)
     binding = []
     if not res["bad"]:
         for _ in range(8):
-            nxt = ints(K + step)
-            if nxt["bad"] or K + step > K_CAP:
+            up = K + grid(K)
+            while snap(up) <= K:
+                up += grid(K)
+            up = snap(up)
+            nxt = ints(up)
+            if nxt["bad"] or up > K_CAP:
                 binding = nxt["bad"] or [f"K cap {K_CAP}"]
                 break
-            K, res = K + step, nxt
+            K, res = up, nxt
     if res["bad"]:
         if pop.kind == "readout" and ref_mode == "min":
             return _fixed_population(pop, plan, ref_mode="max")
         raise TnaError(f"NIR node {pop.name}: cannot be represented in Loihi fixed point even with the smallest "
                        f"weights ({'; '.join(res['bad'])}); reduce its fan-in or the weight spread")
     fixed_edges = []
-    for e, w in zip(edges, res["ws"]):
+    for e, (w, wexp) in zip(edges, res["ws"]):
         ops = [replace(op) for op in e.ops]
         for op in ops[:-1]:
             if op.kind == "sumpool":
                 op.weight_int = None
-        ops[-1].weight_int = w
+        ops[-1].weight_int, ops[-1].weight_exp = w, wexp
+        mant = ops[-1].weight_mant
+        assert np.array_equal(mant << wexp, w), "internal: weights off the synapse grid"
         if ops[-1].kind == "dense":
-            eff = dense_effective_weights(w)
-            assert np.array_equal(eff, w), "internal: Dense weights would be altered by Lava"
+            assert np.array_equal(dense_effective_weights(mant), mant), "internal: Lava would alter Dense weights"
         fixed_edges.append(replace(e, ops=ops))
     scale = np.broadcast_to(_channel_view(res["lam"], shape), shape).astype(np.float64).copy()
     return FixedPopulation(pop.name, pop.kind, shape, DU_NO_CARRY, dv, res["vth"], res["mant"], res["exp"],

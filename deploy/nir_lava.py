@@ -191,14 +191,17 @@ class LavaNetwork:
         fixed = self.mode == "fixed"
         gain = None if pop is None else pop.gain  # float mode: the last op carries d*r (or dt*r)
         if op.kind == "dense":
-            w = op.weight_int if fixed else op.weight * gain[:, None]
-            proc = Dense(weights=_dense_weight_lava(np.asarray(w), op.in_shape), num_message_bits=bits)
+            # fixed: 8-bit mantissas and the stage's exponent, which Lava's Dense applies to its sum
+            w = op.weight_mant if fixed else op.weight * gain[:, None]
+            extra = dict(weight_exp=op.weight_exp) if fixed else {}
+            proc = Dense(weights=_dense_weight_lava(np.asarray(w), op.in_shape), num_message_bits=bits, **extra)
             port.flatten().connect(proc.s_in) if len(op.in_shape) == 3 else port.connect(proc.s_in)
             return proc.a_out, op.out_shape
         one_d = len(op.in_shape) == 1
         in_lava = (1, 1, op.in_shape[0]) if one_d else lava_shape(op.in_shape)
         c = op.in_shape[0]
         if op.kind == "conv":
+            # fixed: mantissa << exp as one integer; Lava's Conv ignores weight_exp (docs/lava_notes.md)
             w = op.weight_int if fixed else op.weight * gain.reshape(-1, 1, 1, 1)
             kw = dict(weight=_conv_weight_lava(np.asarray(w)), stride=op.stride[::-1], padding=op.padding[::-1],
                       dilation=op.dilation[::-1], groups=op.groups)

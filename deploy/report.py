@@ -116,8 +116,9 @@ def text(r: dict) -> str:
     for f in r["hardware_fit"].values():
         where = f"{f['cores']} cores, {f['chips']} chip(s)" if f["cores"] is not None else "host"
         verdict = (f"fits: {where}" if f["fits"] else "does not fit") + f"; binding: {f['binding']}"
-        if f["unsupported"]:
-            verdict += "; unsupported: " + ", ".join(u.split(":")[0] for u in f["unsupported"])
+        if f["unsupported"]:  # resources are one question, features another: say both
+            verdict += ("; but cannot run it as exported, unsupported: " if f["fits"] else "; unsupported: ") \
+                + ", ".join(u.split(":")[0] for u in f["unsupported"])
         lines.append(f"  {f['name']:<40} {verdict}")
     return "\n".join(lines)
 

@@ -78,7 +78,15 @@ def test_loihi_arithmetic_evaluation(deployed):
     loihi = json.loads((run / "eval-loihi.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     assert loihi["arithmetic"] == "loihi" and abs(loihi["test_accuracy"] - metrics["test_accuracy"]) < 0.05
-    assert "loihi arithmetic" in out
+    assert loihi["synapses"] == "loihi" and "loihi arithmetic, loihi synapses" in out
+    # the same network with unconstrained conv integers (Lava only): its own file, close accuracy
+    tna("eval", run, "--arithmetic", "loihi", "--synapses", "wide")
+    wide = json.loads((run / "eval-loihi-wide.json").read_text())
+    assert wide["synapses"] == "wide" and abs(wide["test_accuracy"] - loihi["test_accuracy"]) < 0.05
+    # what was deployed says how its synapses are stored
+    import nir
+
+    assert str(nir.read(run / "deploy" / "model.nir").metadata["synapses"]) == "loihi"
 
 
 def test_report_counts_trained_and_deployed_alike(deployed):

@@ -174,12 +174,26 @@ def test_hand_made_graph_parameters():
     r = net.populations["readout"]
     assert r.dv == 0 and r.vth is None and np.all(r.scale == r.scale.flat[0]) and r.latency == 2
     assert net.readout_scale == r.scale.flat[0]
-    wr = r.edges[0].ops[-1].weight_int
+    op = r.edges[0].ops[-1]
+    wr, grid = op.weight_int, 2 << op.weight_exp  # Dense: even mantissas << exp
     np.testing.assert_array_equal(wr[0], r.K * codes2[0])
-    np.testing.assert_array_equal(wr[1], 2 * np.round(r.K * m2[1] / m2[0] / 2) * codes2[1])
+    np.testing.assert_array_equal(wr[1], grid * np.round(r.K * m2[1] / m2[0] / grid) * codes2[1])
     np.testing.assert_allclose(net.readout_scale, 64 * r.K / (DT * 250 * m2[0]))
-    assert np.abs(wr).max() <= fp.DENSE_W_MAX
-    np.testing.assert_array_equal(fp.dense_effective_weights(wr), wr)
+    assert np.abs(op.weight_mant).max() <= fp.DENSE_W_MANT_MAX
+    np.testing.assert_array_equal(fp.dense_effective_weights(op.weight_mant), op.weight_mant)
+
+
+def assert_loihi_synapses(op):
+    """Every weight is an 8-bit mantissa times the stage's power of two, with the smallest exponent."""
+    mant, e = op.weight_mant, op.weight_exp
+    mmax = fp.DENSE_W_MANT_MAX if op.kind == "dense" else fp.W_MANT_MAX
+    assert 0 <= e <= fp.W_EXP_MAX
+    np.testing.assert_array_equal(mant << e, op.weight_int)
+    assert np.abs(mant).max() <= mmax
+    if e > 0:  # one exponent less would not fit
+        assert np.abs(op.weight_int).max() > mmax << (e - 1)
+    if op.kind == "dense":
+        assert np.all(mant % 2 == 0)
 
 
 def conv_graph(rng, full_precision=False, shortcut="identity"):
@@ -212,10 +226,13 @@ def conv_graph(rng, full_precision=False, shortcut="identity"):
     return graph(nodes, edges)
 
 
+@pytest.mark.parametrize("synapses", ["loihi", "wide"])
 @pytest.mark.parametrize("shortcut", ["identity", "conv1x1"])
-def test_residual_edges_share_the_population_scale(shortcut):
+def test_residual_edges_share_the_population_scale(shortcut, synapses):
     g = conv_graph(np.random.default_rng(1), shortcut=shortcut)
+    g.metadata["synapses"] = synapses
     net = fp.fixed_network(g)
+    assert net.plan.synapses == synapses
     p = net.populations["act2"]
     main, short = p.edges if p.edges[0].source == "act1" else p.edges[::-1]
     assert [op.kind for op in short.ops] == (["scale"] if shortcut == "identity" else ["conv"])
@@ -223,13 +240,19 @@ def test_residual_edges_share_the_population_scale(shortcut):
     w2 = g.nodes["conv2"].weight.astype(np.float64)
     m2 = np.abs(w2).reshape(4, -1).max(1)
     wi = short.ops[-1].weight_int
+    grid = 1 << short.ops[-1].weight_exp  # 8-bit mantissas: rounded on the stage's grid
     if shortcut == "identity":  # weight 1 on spikes: an integer multiplier per channel, K / m2_c
-        np.testing.assert_array_equal(wi, np.round(p.K / m2))
+        np.testing.assert_array_equal(wi, grid * np.round(p.K / m2 / grid))
     else:
         ws = g.nodes["sc"].weight.astype(np.float64)
         ms = np.abs(ws).reshape(4, -1).max(1)
         primary = np.minimum(m2, ms)
-        np.testing.assert_array_equal(wi, np.round(p.K * ms / primary)[:, None, None, None] * np.sign(ws))
+        np.testing.assert_array_equal(wi, grid * np.round(p.K * ms / primary / grid)[:, None, None, None] * np.sign(ws))
+    for e in p.edges:
+        if synapses == "loihi":  # every stage storable on the chip
+            assert_loihi_synapses(e.ops[-1])
+        else:  # wide: plain integers, rounded to the nearest (the exact multipliers K / m)
+            assert e.ops[-1].weight_exp == 0
     # the smaller-unit edge of each channel carries exactly K * codes
     np.testing.assert_array_equal(np.abs(main.ops[-1].weight_int).reshape(4, -1).max(1)[m2 <= (1 if shortcut == "identity" else ms)],
                                   p.K)
@@ -246,17 +269,21 @@ def test_ranges_hold_for_every_population():
             if p.vth is not None:
                 assert p.vth.min() >= 0 and p.vth.max() <= fp.VTH_MAX
             assert p.K >= 1 and p.binding, name
+            # K is on the synapse grid: one 8-bit mantissa << exp (Dense: even)
+            dense = any(e.ops[-1].kind == "dense" for e in p.edges)
+            k_exp = max(0, p.K.bit_length() - 8)
+            assert p.K >> k_exp << k_exp == p.K and (not dense or (p.K >> k_exp) % 2 == 0), name
             for e in p.edges:
                 op = e.ops[-1]
+                assert_loihi_synapses(op)
                 if op.kind == "dense":
-                    np.testing.assert_array_equal(fp.dense_effective_weights(op.weight_int), op.weight_int)
-                    assert np.all(op.weight_int % 2 == 0)
+                    np.testing.assert_array_equal(fp.dense_effective_weights(op.weight_mant), op.weight_mant)
         stem = net.populations["stem"].edges[0].ops[0]
-        if full:  # full precision: 8-bit-range integers per output channel, error <= 1/2 unit
-            assert np.abs(stem.weight_int).max() <= fp.CONV_FULL_W_MAX
+        if full:  # full precision: 8-bit mantissas per stage, error <= 1/2 grid step
+            assert np.abs(stem.weight_mant).max() <= fp.W_MANT_MAX
             lam = net.populations["stem"].scale[:, 0, 0]
             approx = stem.weight_int * 64 / (lam * 0.5 * (1 / 255))[:, None, None, None]
-            unit = 64 / (lam * 0.5 / 255)
+            unit = (1 << stem.weight_exp) * 64 / (lam * 0.5 / 255)
             assert np.all(np.abs(approx - stem.weight) <= 0.5 * unit[:, None, None, None] + 1e-12)
         else:
             codes = np.sign(stem.weight)
@@ -319,3 +346,24 @@ def test_foreign_graphs_are_refused():
     edges = [e for e in g.edges if e != ("fc1", "lif1")] + [("fc1", "fc1b"), ("fc1b", "lif1")]
     with pytest.raises(TnaError, match="two synaptic layers in a row"):
         fp.plan_network(graph(nodes, edges))
+
+
+def test_wide_synapses_keep_residual_multipliers_exact_and_loihi_stores_them_in_8_bits():
+    """The two synapse settings differ only where 8 bits cannot hold a residual sum's multipliers."""
+    g = conv_graph(np.random.default_rng(1))
+    loihi = fp.fixed_network(g)
+    g.metadata["synapses"] = "wide"
+    wide = fp.fixed_network(g)
+    big = [n for n, p in wide.populations.items() if p.edges and max(np.abs(e.ops[-1].weight_int).max()
+                                                                      for e in p.edges) > fp.W_MANT_MAX]
+    assert big, "the test graph should need more than 8 bits somewhere"
+    for n in big:
+        for e in loihi.populations[n].edges:
+            assert np.abs(e.ops[-1].weight_mant).max() <= fp.W_MANT_MAX
+
+
+def test_unknown_synapses_metadata_is_a_clear_error():
+    g = conv_graph(np.random.default_rng(1))
+    g.metadata["synapses"] = "16bit"
+    with pytest.raises(TnaError, match="synapses='16bit' is not one of loihi, wide"):
+        fp.fixed_network(g)

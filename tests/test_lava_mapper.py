@@ -235,6 +235,13 @@ def case_spike_input(rng):
     return g.out("lif2").graph(T=6, encoding="rate", input_scale=1.0), spikes_in(rng, 3, 6, (2, 6, 5))
 
 
+def case_residual_wide(rng):
+    """As case_residual_identity, with synapses: wide (conv weights any integer, no 8-bit grid)."""
+    g, x = case_residual_identity(rng)
+    g.metadata["synapses"] = "wide"
+    return g, x
+
+
 CASES = {
     "conv": case_conv,
     "conv_stride": case_conv_stride,
@@ -245,7 +252,23 @@ CASES = {
     "residual_conv_shortcut": case_residual_conv_shortcut,
     "readout": case_readout,
     "spike_input": case_spike_input,
+    "residual_wide": case_residual_wide,
 }
+
+
+def test_cases_exercise_weight_exponents():
+    """The Lava runs above cover 8-bit mantissas with exponents > 0 in Conv and in Dense stages
+    (Lava's Dense applies weight_exp itself), and a residual sum on the wide grid."""
+    exps = {"conv": set(), "dense": set(), "scale": set()}
+    for name, make in CASES.items():
+        graph, _ = make(np.random.default_rng(zlib.crc32(name.encode())))
+        net = fp.fixed_network(graph)
+        for e in net.edges:
+            op = e.ops[-1]
+            exps[op.kind].add(op.weight_exp)
+            if net.plan.synapses == "loihi" or op.kind == "dense":
+                assert np.abs(op.weight_mant).max() <= fp.W_MANT_MAX, name
+    assert max(exps["conv"]) > 0 and max(exps["dense"]) > 0 and max(exps["scale"]) > 0, exps
 
 
 def write_case(tmp_path, graph, x):

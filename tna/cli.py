@@ -75,6 +75,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--twin-width", type=float, help=f"tna: twin channel multiplier (default {d.twin_width})")
     g.add_argument("--arithmetic", help="the base network's forward arithmetic: float (default) | loihi (Lava fixed "
                                         "point, exact, with straight-through gradients: train as deployed)")
+    g.add_argument("--synapses", help=f"fixed-point weights, for --arithmetic loihi and this run's deployment: loihi "
+                                      f"(8-bit weights x 2^exp per layer, as the chip stores them) | wide (any "
+                                      f"integer conv weight; Lava only) (default {d.synapses})")
     g.add_argument("--init", metavar="RUN_DIR", help="start from a finished run's weights (fine-tuning, e.g. with "
                                                       "--arithmetic loihi)")
     g = p.add_argument_group("optimisation")
@@ -138,14 +141,18 @@ def cmd_eval(args) -> int:
     if args.arithmetic == "loihi":  # the deployed arithmetic: Lava fixed point, emulated exactly
         from deploy.export_nir import loihi_model
 
-        model = loihi_model(run)
+        model = loihi_model(run, args.synapses)
     acc = accuracy({"base": model}, DataLoader(test_set, batch_size=256), make_encoder(cfg, run.shape))["base"]
     result = {"test_accuracy": acc, "samples": len(test_set), "epoch": run.checkpoint["epoch"],
               "arithmetic": args.arithmetic}
+    if args.arithmetic == "loihi":
+        result["synapses"] = args.synapses or cfg.synapses
     name = "eval.json" if args.arithmetic == "float" else f"eval-{args.arithmetic}.json"
+    if result.get("synapses") == "wide":
+        name = "eval-loihi-wide.json"
     write_json_atomic(Path(args.run_dir) / name, result)
     print(f"{args.run_dir}: test accuracy {acc:.2%} on {len(test_set)} samples (epoch {result['epoch']}, "
-          f"{args.arithmetic} arithmetic)")
+          f"{args.arithmetic} arithmetic{', ' + result['synapses'] + ' synapses' if 'synapses' in result else ''})")
     return 0
 
 
@@ -162,7 +169,7 @@ def cmd_deploy(args) -> int:
     run_dir = Path(args.run_dir)
     modes = ["float", "fixed"] if args.mode == "both" else [args.mode]
     print(f"exporting {run_dir} to NIR with {args.samples} reference samples ...", flush=True)
-    nir_path, ref_path = export(run_dir, samples=args.samples, data_root=args.data_root)
+    nir_path, ref_path = export(run_dir, samples=args.samples, data_root=args.data_root, synapses=args.synapses)
     out_dir = nir_path.parent
     records, failed = {}, []
     for mode in modes:
@@ -212,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arithmetic", default="float", choices=("float", "loihi"),
                    help="float: the trained model (default); loihi: exactly as it runs on Lava fixed_pt / Loihi "
                         "(integer weights, thresholds, 12-bit decays)")
+    p.add_argument("--synapses", choices=("loihi", "wide"),
+                   help="fixed point: loihi (8-bit weights x 2^exp per layer, as the chip stores them) | "
+                        "wide (any integer conv weight: Lava accepts it, a chip does not); default: the run's")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("deploy", help="export to NIR, run on Lava, verify every spike",
                        description="Export RUN_DIR to NIR (RUN_DIR/deploy/model.nir + reference.h5), run it on the "
@@ -225,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=16, help="test samples to run and compare (default 16)")
     p.add_argument("--min-agreement", type=float, default=None,
                    help="fail (exit 3) below this spike agreement (default: 1.0 for fixed, 0.9999 for float)")
+    p.add_argument("--synapses", choices=("loihi", "wide"),
+                   help="fixed point: loihi (8-bit weights x 2^exp per layer, as the chip stores them) | "
+                        "wide (any integer conv weight: Lava accepts it, a chip does not); default: the run's")
     p.add_argument("--data-root", help="override the run's data root")
     p.set_defaults(func=cmd_deploy)
     p = sub.add_parser("report", help="spikes, SynOps, memory, energy estimates and hardware fit of a run",

@@ -50,6 +50,9 @@ class TrainConfig:
     twin_width: float = 1.0  # tna: twin channel multiplier
     # arithmetic of the base network's forward pass: float | loihi (Lava fixed point, exact; STE)
     arithmetic: str = "float"
+    # how the Loihi-exact arithmetic stores synapses: loihi (8-bit mantissa << one exponent per layer,
+    # what the chip holds) | wide (any integer in Conv layers: Lava fixed_pt accepts it, a chip does not)
+    synapses: str = "loihi"
     init: str | None = None  # start from this finished run's base weights (fine-tuning)
     # optimisation
     epochs: int = 8
@@ -114,6 +117,7 @@ CHOICES = {
     "twin_weights": ("same", "full", "ternary"),
     "device": ("cpu", "cuda"),
     "arithmetic": ("float", "loihi"),
+    "synapses": ("loihi", "wide"),
 }
 
 

@@ -23,7 +23,8 @@ def _keep_eval(self, mode: bool = True):
     return nn.Module.train(self, False)
 
 
-def enable(model: nn.Module, *, input_shape: tuple, T: int, dt: float, encoding: str, input_scale: float) -> None:
+def enable(model: nn.Module, *, input_shape: tuple, T: int, dt: float, encoding: str, input_scale: float,
+           synapses: str = "loihi") -> None:
     """Make `model`'s logits the Loihi-exact ones (straight-through); freeze its batch norms."""
     from deploy.nir_graph import model_to_nir
     from deploy.nir_torch import LoihiEmulator
@@ -36,7 +37,8 @@ def enable(model: nn.Module, *, input_shape: tuple, T: int, dt: float, encoding:
     def exact_logits(module, inputs, out: ModelOutput) -> ModelOutput:
         was_training = module.training
         with torch.no_grad():
-            graph = model_to_nir(module, input_shape, T=T, dt=dt, encoding=encoding, input_scale=input_scale)
+            graph = model_to_nir(module, input_shape, T=T, dt=dt, encoding=encoding, input_scale=input_scale,
+                                 extra_metadata={"synapses": synapses})
             _, exact = LoihiEmulator(graph)(inputs[0].contiguous())
         module.train(was_training)
         return ModelOutput(out.logits + (exact.to(out.logits) - out.logits).detach(), out.features)

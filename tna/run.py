@@ -106,7 +106,7 @@ def build_strategy(cfg: TrainConfig, shape: Shape) -> Strategy:
 
         loihi.enable(base, input_shape=shape.input_shape, T=cfg.T, dt=cfg.dt,
                      encoding="events" if shape.kind == "events" else cfg.encoding,
-                     input_scale=input_scale_for(cfg, shape))
+                     input_scale=input_scale_for(cfg, shape), synapses=cfg.synapses)
     enc = make_encoder(cfg, shape)
     if cls.name == "baseline":
         return cls(base, enc)
