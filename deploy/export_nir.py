@@ -43,9 +43,7 @@ def graph_of(run: TrainedRun, synapses: str | None = None) -> nir.NIRGraph:
 
     `synapses` (default: the run's) says how fixed point stores weights (deploy/fixed_point.py)."""
     cfg = run.config
-    synapses = synapses or cfg.synapses
-    if synapses not in SYNAPSES:
-        raise TnaError(f"--synapses {synapses!r}: choose one of {', '.join(SYNAPSES)}")
+    synapses = synapses or cfg.synapses  # checked where it is used: fixed_point.plan_network
     encoding = "events" if run.shape.kind == "events" else cfg.encoding
     return model_to_nir(run.model, run.shape.input_shape, T=cfg.T, dt=cfg.dt, encoding=encoding,
                         input_scale=input_scale(run),

@@ -631,10 +631,9 @@ def _mant_max(dense: bool) -> int:
 def _grid_exp(vmax: float, dense: bool, wide: bool = False) -> int:
     """The smallest weight exponent whose grid holds values up to vmax in an 8-bit mantissa
     (wide synapses: 0 for Conv stages, which Lava accepts at any size; Dense always needs it)."""
-    unit, mmax = (2 if dense else 1), _mant_max(dense)
-    exp = 0
     if wide and not dense:
-        return exp
+        return 0
+    unit, mmax, exp = (2 if dense else 1), _mant_max(dense), 0
     while exp < W_EXP_MAX and np.round(vmax / (unit << exp)) * unit > mmax:
         exp += 1
     return exp

@@ -222,6 +222,14 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _synapses_option(p) -> None:
+    from tna.config import CHOICES
+
+    p.add_argument("--synapses", choices=CHOICES["synapses"],
+                   help="fixed point: loihi (8-bit weights x 2^exp per layer, as the chip stores them) | "
+                        "wide (any integer conv weight: Lava accepts it, a chip does not); default: the run's")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tna", description=__doc__.split("\n\n")[0] + ".",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
@@ -233,9 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arithmetic", default="float", choices=("float", "loihi"),
                    help="float: the trained model (default); loihi: exactly as it runs on Lava fixed_pt / Loihi "
                         "(integer weights, thresholds, 12-bit decays)")
-    p.add_argument("--synapses", choices=("loihi", "wide"),
-                   help="fixed point: loihi (8-bit weights x 2^exp per layer, as the chip stores them) | "
-                        "wide (any integer conv weight: Lava accepts it, a chip does not); default: the run's")
+    _synapses_option(p)
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("deploy", help="export to NIR, run on Lava, verify every spike",
                        description="Export RUN_DIR to NIR (RUN_DIR/deploy/model.nir + reference.h5), run it on the "
@@ -249,9 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=16, help="test samples to run and compare (default 16)")
     p.add_argument("--min-agreement", type=float, default=None,
                    help="fail (exit 3) below this spike agreement (default: 1.0 for fixed, 0.9999 for float)")
-    p.add_argument("--synapses", choices=("loihi", "wide"),
-                   help="fixed point: loihi (8-bit weights x 2^exp per layer, as the chip stores them) | "
-                        "wide (any integer conv weight: Lava accepts it, a chip does not); default: the run's")
+    _synapses_option(p)
     p.add_argument("--data-root", help="override the run's data root")
     p.set_defaults(func=cmd_deploy)
     p = sub.add_parser("report", help="spikes, SynOps, memory, energy estimates and hardware fit of a run",

@@ -12,6 +12,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from deploy.fixed_point import SYNAPSES
 from tna.errors import TnaError
 
 CONFIG_FILE = "config.json"
@@ -117,7 +118,7 @@ CHOICES = {
     "twin_weights": ("same", "full", "ternary"),
     "device": ("cpu", "cuda"),
     "arithmetic": ("float", "loihi"),
-    "synapses": ("loihi", "wide"),
+    "synapses": SYNAPSES,
 }
 
 
