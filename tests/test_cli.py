@@ -40,6 +40,16 @@ def test_train_writes_a_complete_run_folder_and_eval_reproduces_it(tmp_path):
     assert len((run / "epochs.jsonl").read_text().splitlines()) == 2
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["alpha"] == 1e-5 and cfg["train_samples"] == 1024 and cfg["resolved"]["num_classes"] == 10
+    assert cfg["mse_reduction"] == "batchmean" and cfg["val_fraction"] == 0.1
+
+    # the coupling is visible: every epoch row has the loss parts and the matching term's share
+    rows = [json.loads(line) for line in (run / "epochs.jsonl").read_text().splitlines()]
+    for row in rows:
+        assert row["train_loss"] == pytest.approx(row["ce"] + row["ce_twin"] + row["alpha_mse"], rel=1e-5)
+        assert row["alpha_mse"] == pytest.approx(cfg["alpha"] * row["mse"], rel=1e-5) and row["mse"] > 0
+        assert row["match_share"] == pytest.approx(row["alpha_mse"] / row["train_loss"], rel=1e-6)
+        assert 0.3 < row["val_accuracy"] <= 1 and 0.3 < row["twin_val_accuracy"] <= 1
+    assert m["match_share"] == rows[-1]["match_share"] and m["val_accuracy"] == rows[-1]["val_accuracy"]
 
     # the checkpoint carries the deployable integer form, consistent with the saved weights
     trained = load_trained(run)
@@ -111,10 +121,23 @@ def _assert_user_error(proc, *fragments):
     (["--strategy", "kd", "--teacher", "/nonexistent/run"], ["/nonexistent/run", "does not exist"]),
     (["--epochs", "0"], ["--epochs must be positive"]),
     (["--dataset", "cifar10"], ["--data-root"]),
+    (["--alpha", "nan"], ["--alpha must be a finite number"]),
+    (["--alpha", "-1"], ["--alpha must be zero or positive"]),
+    (["--surrogate-alpha", "nan"], ["--surrogate-alpha must be a finite number"]),
+    (["--kd-temperature", "0"], ["--kd-temperature must be positive"]),
+    (["--kd-weight", "nan"], ["--kd-weight must be a finite number"]),
+    (["--kd-weight", "1.5"], ["--kd-weight must lie in [0, 1]"]),
+    (["--width", "inf"], ["--width must be a finite number"]),
+    (["--weight-decay", "-1"], ["--weight-decay must be zero or positive"]),
+    (["--workers", "-1"], ["--workers must be zero or positive"]),
+    (["--train-samples", "0"], ["--train-samples must be at least 1"]),
+    (["--train-samples", "-100000"], ["--train-samples must be at least 1"]),
+    (["--val-fraction", "0.7"], ["--val-fraction must lie in [0, 0.5)"]),
+    (["--mse-reduction", "max"], ["unknown mse-reduction 'max'", "batchmean"]),
 ])
 def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, args, fragments):
     run = tmp_path / "run"
-    _assert_user_error(tna("train", *args, *TINY, "--out", run, check=False), *fragments)
+    _assert_user_error(tna("train", *TINY, *args, "--out", run, check=False), *fragments)
     assert not run.exists()
 
 

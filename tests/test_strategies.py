@@ -99,3 +99,30 @@ def test_tna_alpha_couples_the_twins(batch):
     STRATEGIES["baseline"](base, enc)(x, y).loss.backward()
     assert torch.allclose(grads[0], base.classifier.weight.grad)
     assert not torch.allclose(grads[1], grads[0])
+
+
+@pytest.mark.parametrize("reduction,divisor", [("batchmean", 6), ("mean", 6 * 4), ("sum", 1)])
+def test_tna_mse_reductions(batch, reduction, divisor):
+    """batchmean = the authors' normalisation: sum over classes, mean over the batch (6 samples, 4 classes)."""
+    x, y = batch
+    base, twin = net(0), net(1)
+    out = STRATEGIES["tna"](base, enc, twin, alpha=2.0, reduction=reduction)(x, y)
+    sq = ((base(enc(x)).logits - twin(enc(x)).logits) ** 2).sum()
+    assert torch.allclose(out.logs["mse"], sq / divisor, rtol=1e-5)
+    assert torch.allclose(out.logs["alpha_mse"], 2.0 * sq / divisor, rtol=1e-5)
+
+
+def test_each_strategy_names_its_matching_term_as_it_enters_the_loss(batch):
+    x, y = batch
+    teacher = Teacher(net(5, neuron=None), lambda x: x.unsqueeze(0))
+    cases = {"baseline": (STRATEGIES["baseline"](net(0), enc), None),
+             "kd": (STRATEGIES["kd"](net(0), enc, teacher, 4.0, 0.3), lambda o: 0.3 * o.logs["kd"]),
+             "enof": (STRATEGIES["enof"](net(0, repact=True), enc, teacher, 1.0, 0.5), lambda o: 0.5 * o.logs["laf"]),
+             "tna": (STRATEGIES["tna"](net(0), enc, net(1), 0.1), lambda o: o.loss - o.logs["ce"] - o.logs["ce_twin"])}
+    for name, (strat, expected) in cases.items():
+        out = strat(x, y)
+        if expected is None:
+            assert strat.match_term is None
+            continue
+        assert torch.allclose(out.logs[strat.match_term], expected(out), rtol=1e-5), name
+        assert out.logs[strat.match_term] > 0

@@ -50,6 +50,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--encoding", help=f"static images: direct (analog input every step) | rate (Bernoulli spikes) (default {d.encoding})")
     g.add_argument("--no-augment", dest="augment", action="store_const", const=False, help="no training augmentation")
     g.add_argument("--train-samples", type=int, metavar="N", help="train on a random subset of N training samples, fixed by --seed (quick checks)")
+    g.add_argument("--val-fraction", type=float, metavar="F", help=f"hold out this stratified part of the training "
+                   f"split (the same samples for every run and seed) to choose hyperparameters on; 0: none "
+                   f"(default {d.val_fraction})")
     g.add_argument("--workers", type=int, help=f"data loader processes (default {d.workers})")
     g = p.add_argument_group("model")
     g.add_argument("--model", help=f"convnet | vgg11 | resnet20 (default {d.model})")
@@ -69,8 +72,13 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--kd-weight", type=float, help=f"kd: weight of the distillation term (default {d.kd_weight})")
     g.add_argument("--enof-temperature", type=float, help=f"enof: LAF temperature (default {d.enof_temperature})")
     g.add_argument("--enof-weight", type=float, help=f"enof: weight of the LAF loss (default {d.enof_weight})")
-    g.add_argument("--alpha", type=float, help=f"tna: weight of MSE(base logits, twin logits) (default {d.alpha})")
-    g.add_argument("--mse-reduction", help=f"tna: mean | sum (default {d.mse_reduction})")
+    g.add_argument("--alpha", type=float, help=f"tna: weight of MSE(base logits, twin logits); the logits are the "
+                                               f"readout averaged over the T steps, and the MSE is reduced as "
+                                               f"--mse-reduction says. The epoch line's 'match' is alpha*MSE's share "
+                                               f"of the loss: near 0%% the twin is uncoupled (default {d.alpha})")
+    g.add_argument("--mse-reduction", help=f"tna: batchmean (sum over classes, mean over the batch, as the authors' "
+                                           f"code) | mean (also / classes, torch's default) | sum "
+                                           f"(default {d.mse_reduction})")
     g.add_argument("--twin-weights", help=f"tna: twin precision: same | full | ternary (default {d.twin_weights})")
     g.add_argument("--twin-width", type=float, help=f"tna: twin channel multiplier (default {d.twin_width})")
     g.add_argument("--arithmetic", help="the base network's forward arithmetic: float (default) | loihi (Lava fixed "
@@ -123,7 +131,8 @@ def cmd_train(args) -> int:
     m = train(cfg, resume=resume)
     if os.environ.get("RANK", "0") == "0":
         extra = f", twin {m['twin_test_accuracy']:.2%}" if "twin_test_accuracy" in m else ""
-        print(f"done: test accuracy {m['test_accuracy']:.2%}{extra} -> {cfg.out}/metrics.json")
+        val = f"validation {m['val_accuracy']:.2%}, " if "val_accuracy" in m else ""
+        print(f"done: {val}test accuracy {m['test_accuracy']:.2%}{extra} -> {cfg.out}/metrics.json")
     return 0
 
 

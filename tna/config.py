@@ -8,6 +8,7 @@ Defaults are the demo's: a ternary TNA convnet on the bundled MNIST digits, trai
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -27,6 +28,9 @@ class TrainConfig:
     encoding: str = "direct"  # static images: direct (analog every step) | rate (Bernoulli spikes)
     augment: bool = True
     train_samples: int | None = None  # train on a random N-sample subset (fixed by seed; quick checks)
+    # held out of the training split (stratified, fixed seed VALIDATION_SEED: the same samples for
+    # every run and seed) and never trained on; hyperparameters are chosen on it, never on test
+    val_fraction: float = 0.1
     # model
     model: str = "convnet"
     width: float = 1.0  # channel multiplier
@@ -45,8 +49,8 @@ class TrainConfig:
     kd_weight: float = 0.5  # loss = (1-w) CE + w T^2 KL
     enof_temperature: float = 1.0
     enof_weight: float = 1.0  # loss = CE + w * LAF
-    alpha: float = 1e-5  # tna: weight of the logit MSE between base and twin
-    mse_reduction: str = "mean"  # tna: mean | sum over batch and classes
+    alpha: float = 1e-5  # tna: weight of the logit MSE between base and twin (logits = readout averaged over T)
+    mse_reduction: str = "batchmean"  # tna: batchmean (sum over classes, mean over batch: the authors') | mean | sum
     twin_weights: str = "same"  # tna: same | full | ternary
     twin_width: float = 1.0  # tna: twin channel multiplier
     # arithmetic of the base network's forward pass: float | loihi (Lava fixed point, exact; STE)
@@ -114,7 +118,6 @@ CHOICES = {
     "neuron": ("lif", "relu"),
     "weights": ("full", "ternary"),
     "ends": ("ternary", "full"),
-    "mse_reduction": ("mean", "sum"),
     "twin_weights": ("same", "full", "ternary"),
     "device": ("cpu", "cuda"),
     "arithmetic": ("float", "loihi"),
@@ -128,9 +131,10 @@ def validate(cfg: TrainConfig) -> None:
     from tna.models import MODELS
     from tna.neuron import SURROGATES
     from tna.strategies import STRATEGIES
+    from tna.strategies.tna import REDUCTIONS
 
     choices = {**CHOICES, "dataset": DATASETS, "model": tuple(MODELS), "strategy": tuple(STRATEGIES),
-               "surrogate": SURROGATES}
+               "surrogate": SURROGATES, "mse_reduction": REDUCTIONS}
     for key, allowed in choices.items():
         value = getattr(cfg, key)
         if value not in allowed:
@@ -141,6 +145,25 @@ def validate(cfg: TrainConfig) -> None:
     for key, value in positive.items():
         if not value > 0:
             raise TnaError(f"--{key} must be positive, got {value}")
+    for f in fields(cfg):  # a NaN or inf option trains garbage silently: refuse it here
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TnaError(f"--{f.name.replace('_', '-')} must be a finite number, got {value}")
+    non_negative = {"alpha": cfg.alpha, "weight-decay": cfg.weight_decay, "enof-weight": cfg.enof_weight,
+                    "workers": cfg.workers}
+    for key, value in non_negative.items():
+        if value < 0:
+            raise TnaError(f"--{key} must be zero or positive, got {value}")
+    for key, value in {"surrogate-alpha": cfg.surrogate_alpha, "kd-temperature": cfg.kd_temperature,
+                       "enof-temperature": cfg.enof_temperature}.items():
+        if not value > 0:
+            raise TnaError(f"--{key} must be positive, got {value}")
+    if not 0 <= cfg.kd_weight <= 1:
+        raise TnaError(f"--kd-weight must lie in [0, 1] (loss = (1-w) CE + w KD), got {cfg.kd_weight}")
+    if not 0 <= cfg.val_fraction < 0.5:
+        raise TnaError(f"--val-fraction must lie in [0, 0.5), got {cfg.val_fraction}")
+    if cfg.train_samples is not None and cfg.train_samples < 1:
+        raise TnaError(f"--train-samples must be at least 1 (leave it out to train on all), got {cfg.train_samples}")
     if cfg.dt > cfg.tau_mem:
         raise TnaError(f"--dt ({cfg.dt}) must not exceed --tau-mem ({cfg.tau_mem}): the decay dt/tau_mem must be <= 1")
     if cfg.arithmetic == "loihi" and (cfg.neuron == "relu" or cfg.strategy == "enof"):

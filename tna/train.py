@@ -21,7 +21,7 @@ from tqdm import tqdm
 from tna import distributed
 from tna.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from tna.config import TrainConfig, load_config, write_json_atomic
-from tna.data import load_dataset
+from tna.data import load_dataset, validation
 from tna.errors import TnaError
 from tna.evaluate import accuracy
 from tna.quant import export_ternary, weight_memory
@@ -47,6 +47,11 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     # ---- data ----------------------------------------------------------------------------------
     train_set, test_set, spec = load_dataset(cfg.dataset, T=cfg.T, root=cfg.data_root, train_augment=cfg.augment)
     shape = Shape.of(spec)
+    if cfg.val_fraction:  # the same training samples without augmentation, for the held-out part
+        plain = load_dataset(cfg.dataset, T=cfg.T, root=cfg.data_root, train_augment=False)[0]
+        train_set, val_set = validation.split(train_set, plain, cfg.val_fraction)
+    else:
+        val_set = None
     if cfg.train_samples:
         pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed))
         train_set = Subset(train_set, pick[: cfg.train_samples].tolist())
@@ -54,6 +59,7 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
     batch = max(1, cfg.batch_size // dist.world)  # the global batch stays cfg.batch_size
     train_loader = DataLoader(train_set, batch_size=batch, sampler=sampler, num_workers=cfg.workers)
     test_loader = DataLoader(test_set, batch_size=256, num_workers=cfg.workers)
+    val_loader = DataLoader(val_set, batch_size=256, num_workers=cfg.workers) if val_set is not None else None
 
     # ---- strategy, optimiser, schedule ---------------------------------------------------------
     strategy = build_strategy(cfg, shape).to(device)
@@ -85,36 +91,43 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
         sampler.set_epoch(epoch)
         strategy.train()
         t0 = time.time()
-        loss_sum, correct, seen = 0.0, 0, 0
+        loss_sum, correct, seen, parts = 0.0, 0, 0, {}
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not (dist.is_main and sys.stderr.isatty()), dynamic_ncols=True)
         for step, (x, y) in enumerate(bar):
             x, y = x.to(device), y.to(device)
             res = model(x, y)
             if not torch.isfinite(res.loss):
-                kept = f"the checkpoint of epoch {epoch} is kept" if epoch else "nothing was saved"
-                raise TnaError(f"loss became {res.loss.item()} at epoch {epoch + 1}, step {step + 1}; {kept}; "
-                               f"lower --lr (now {cfg.lr}) and train again")
+                raise TnaError(f"loss became {res.loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                               f"{_kept(epoch)}; lower --lr (now {cfg.lr}) and train again")
             opt.zero_grad(set_to_none=True)
             res.loss.backward()
             opt.step()
             sched.step()
-            loss_sum += res.loss.item() * y.numel()
+            n = y.numel()
+            loss_sum += res.loss.item() * n
+            for k, v in res.logs.items():
+                parts[k] = parts.get(k, 0.0) + v.item() * n
             correct += (res.logits.argmax(1) == y).sum().item()
-            seen += y.numel()
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            seen += n
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                            **({"match": _share(parts[strategy.match_term] / loss_sum)} if strategy.match_term else {}))
         seconds += time.time() - t0
         distributed.sync_buffers(strategy, dist)
+        _check_finite(strategy.base, epoch)
 
         test = accuracy(strategy.networks(), test_loader, strategy.encode, device)
+        val = accuracy(strategy.networks(), val_loader, strategy.encode, device) if val_loader else {}
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
-               "test_accuracy": test["base"], "lr": sched.get_last_lr()[0], "seconds": round(seconds, 2),
+               **({"val_accuracy": val["base"]} if val else {}), "test_accuracy": test["base"],
+               **{k: v / seen for k, v in parts.items()},
+               **({"match_share": parts[strategy.match_term] / loss_sum} if strategy.match_term else {}),
+               "lr": sched.get_last_lr()[0], "seconds": round(seconds, 2),
+               **{f"{k}_val_accuracy": v for k, v in val.items() if k != "base"},
                **{f"{k}_test_accuracy": v for k, v in test.items() if k != "base"}}
         history.append(row)
         if dist.is_main:
-            twin = f"  twin {test['twin']:.2%}" if "twin" in test else ""
-            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.3f}  "
-                       f"train {row['train_accuracy']:.2%}  test {test['base']:.2%}{twin}  ({seconds:.0f} s)")
+            tqdm.write(_epoch_line(row, cfg.epochs, seconds))
             save_checkpoint(out / CHECKPOINT_FILE, {
                 "config": cfg.to_dict(), "shape": shape.__dict__, "epoch": epoch + 1, "history": history,
                 "train_seconds": seconds, "model": strategy.base.state_dict(),
@@ -130,16 +143,42 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
         raise TnaError(f"{out} has already trained all {cfg.epochs} epochs; nothing to resume")
     last = history[-1]
     metrics = {
-        "test_accuracy": last["test_accuracy"], "strategy": cfg.strategy, "weights": cfg.weights,
+        **{k: v for k, v in last.items() if k not in ("epoch", "lr", "seconds")},  # accuracies, loss parts
+        "strategy": cfg.strategy, "weights": cfg.weights,
         "dataset": cfg.dataset, "model": cfg.model, "epochs": cfg.epochs, "seed": cfg.seed, "T": cfg.T,
         "encoding": cfg.encoding, "neuron": cfg.neuron, "train_seconds": round(seconds, 2),
-        **{k: v for k, v in last.items() if k.endswith("_test_accuracy") and k != "test_accuracy"},
         "weight_memory": weight_memory(strategy.base),
         "world_size": dist.world, "rank_checksums": checksums, "ranks_agree": len(set(checksums)) == 1,
     }
     if dist.is_main:
         write_json_atomic(out / METRICS_FILE, metrics)
     return metrics
+
+
+def _epoch_line(row: dict, epochs: int, seconds: float) -> str:
+    """One line per epoch: loss, the matching term's share of it (is the twin/teacher coupled?), accuracies."""
+    share = f"  match {_share(row['match_share'])}" if "match_share" in row else ""
+    val = f"  val {row['val_accuracy']:.2%}" if "val_accuracy" in row else ""
+    twin = f" (twin {row['twin_test_accuracy']:.2%})" if "twin_test_accuracy" in row else ""
+    return (f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.3f}{share}  train {row['train_accuracy']:.2%}"
+            f"{val}  test {row['test_accuracy']:.2%}{twin}  ({seconds:.0f} s)")
+
+
+def _share(x: float) -> str:
+    """A share of the loss, readable from 1e-9 (an uncoupled twin) to 100%."""
+    return f"{x:.2%}" if x >= 1e-3 or x == 0 else f"{x * 100:.1e}%"
+
+
+def _kept(epoch: int) -> str:
+    return f"the checkpoint of epoch {epoch} is kept" if epoch else "nothing was saved"
+
+
+def _check_finite(model: torch.nn.Module, epoch: int) -> None:
+    """Weights can turn NaN/inf without the loss showing it (e.g. a broken surrogate gradient)."""
+    bad = [n for n, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise TnaError(f"weights became non-finite in epoch {epoch + 1} ({bad[0]}{' and more' if len(bad) > 1 else ''}); "
+                       f"{_kept(epoch)}; check --surrogate-alpha and --lr, then train again")
 
 
 def _check_run_dir(out: Path, resume: bool) -> None:

@@ -25,6 +25,10 @@ class Strategy(nn.Module):
     name: ClassVar[str]
     # Options the base network must be built with (EnOF's RepAct changes the last activation).
     model_options: ClassVar[dict] = {}
+    # The `logs` key of the weighted term that pulls the base toward another network (the twin's or
+    # a teacher's outputs), exactly as it enters the loss; None when there is none. The training
+    # loop reports its share of the loss (`match_share`) so a user sees how strong the coupling is.
+    match_term: ClassVar[str | None] = None
 
     def __init__(self, base: nn.Module, encode: Encoder):
         super().__init__()

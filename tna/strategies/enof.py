@@ -19,6 +19,7 @@ from tna.strategies.teacher import Teacher
 class EnOF(Strategy):
     name = "enof"
     model_options = {"repact": True}
+    match_term = "w_laf"
 
     def __init__(self, base, encode, teacher: Teacher, temperature: float, weight: float):
         super().__init__(base, encode)
@@ -38,4 +39,5 @@ class EnOF(Strategy):
         laf = F.kl_div(F.log_softmax(s_cls / tau, -1), F.log_softmax(t_out.logits / tau, -1),
                        reduction="batchmean", log_target=True) * tau**2
         ce = F.cross_entropy(out.logits, y)
-        return StepOut(ce + self.weight * laf, out.logits, {"ce": ce.detach(), "laf": laf.detach()})
+        w_laf = self.weight * laf
+        return StepOut(ce + w_laf, out.logits, {"ce": ce.detach(), "laf": laf.detach(), "w_laf": w_laf.detach()})

@@ -13,6 +13,7 @@ from tna.strategies.teacher import Teacher
 
 class KnowledgeDistillation(Strategy):
     name = "kd"
+    match_term = "w_kd"
 
     def __init__(self, base, encode, teacher: Teacher, temperature: float, weight: float):
         super().__init__(base, encode)
@@ -27,4 +28,4 @@ class KnowledgeDistillation(Strategy):
         kl = F.kl_div(F.log_softmax(logits / tau, -1), F.log_softmax(t_logits / tau, -1),
                       reduction="batchmean", log_target=True) * tau**2
         loss = (1 - self.weight) * ce + self.weight * kl
-        return StepOut(loss, logits, {"ce": ce.detach(), "kd": kl.detach()})
+        return StepOut(loss, logits, {"ce": ce.detach(), "kd": kl.detach(), "w_kd": (self.weight * kl).detach()})
