@@ -19,9 +19,24 @@ ROOT = Path(__file__).resolve().parents[1]
 def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "strategies.py"), "--out", str(out),
-                    "--datasets", "mnist5k", "--seeds", "0", "--epochs", "1", "--train-samples", "384"],
+                    "--settings", "mnist5k", "--seeds", "0", "--epochs", "1", "--train-samples", "384", "--no-tune"],
                    check=True, capture_output=True, text=True)
     return out
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "alpha_sweep.py"), "--out", str(out),
+                    "--settings", "mnist5k-narrow", "--seeds", "0", "1", "--alphas", "0", "1",
+                    "--pairs", "ternary-same", "--epochs", "1", "--train-samples", "384"],
+                   check=True, capture_output=True, text=True)
+    return out
+
+
+def run_of(bench: Path, strategy: str, weights: str) -> str:
+    rows = json.loads((bench / "results.json").read_text())
+    return next(r["runs"][0] for r in rows if (r["strategy"], r["weights"]) == (strategy, weights))
 
 
 def execute(name: str, env: dict, tmp_path: Path):
@@ -42,20 +57,20 @@ def execute(name: str, env: dict, tmp_path: Path):
     return nb, images
 
 
-def test_strategies_notebook(bench, tmp_path):
-    nb, images = execute("1_strategies.ipynb", {"TNA_BENCH": str(bench)}, tmp_path)
-    assert len(images) >= 2
+def test_strategies_notebook(bench, sweep, tmp_path):
+    nb, images = execute("1_strategies.ipynb", {"TNA_BENCH": str(bench), "TNA_SWEEP": str(sweep)}, tmp_path)
+    assert len(images) >= 4  # coupling strength, accuracy vs alpha, matching term per epoch, strategies
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
-    assert "ternary TNA - ternary baseline" in text
+    assert "tna ternary - baseline ternary" in text and "alpha* = " in text
 
 
 def test_deployment_then_energy_notebooks(bench, tmp_path):
-    run = bench / "mnist5k" / "tna-ternary-seed0"
+    run = Path(run_of(bench, "tna", "ternary"))
     nb, images = execute("3_deployment_walkthrough.ipynb", {"TNA_RUN": str(run), "TNA_SAMPLES": "4"}, tmp_path)
     assert len(images) >= 2 and (run / "deploy" / "lava_fixed.h5").is_file()
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "verification: Lava fixed vs loihi-exact torch" in text and "first divergence: none" in text
-    runs = {"SNN full (TNA)": str(bench / "mnist5k" / "tna-full-seed0"), "SNN ternary (TNA)": str(run),
+    runs = {"SNN full (TNA)": run_of(bench, "tna", "full"), "SNN ternary (TNA)": str(run),
             "deployed": str(run)}
     nb, images = execute("2_energy_and_spikes.ipynb", {"TNA_RUNS": json.dumps(runs)}, tmp_path)
     assert len(images) >= 3
