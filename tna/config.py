@@ -83,10 +83,19 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        if not isinstance(d, dict):
+            raise TnaError(f"config must be a JSON object of options, found a JSON {type(d).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
         if unknown:
             raise TnaError(f"config has unknown keys {unknown}; it was written by another tool or version")
+        for key, value in d.items():  # JSON types, checked against each option's annotation ("int | None")
+            kind, _, none = str(known[key].type).partition(" | ")
+            if value is None and none == "None":
+                continue
+            kinds = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}[kind]
+            if not isinstance(value, kinds) or (isinstance(value, bool) and kind != "bool"):
+                raise TnaError(f"config option '{key}' must be {kind}{' or null' if none else ''}, found {value!r}")
         return cls(**d)
 
     def save(self, run_dir: Path, extra: dict | None = None) -> None:
@@ -101,8 +110,12 @@ def load_config(run_dir: str | Path) -> TrainConfig:
         d = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise TnaError(f"{path} is not valid JSON ({e}); the run folder is damaged") from None
-    d.pop("resolved", None)
-    return TrainConfig.from_dict(d)
+    if isinstance(d, dict):
+        d.pop("resolved", None)
+    try:
+        return TrainConfig.from_dict(d)
+    except TnaError as e:
+        raise TnaError(f"{path}: {e}") from None
 
 
 def write_json_atomic(path: Path, obj) -> None:

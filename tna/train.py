@@ -7,9 +7,11 @@ epoch-k checkpoint continues exactly as if it had never stopped (same weights, b
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-import sys
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from tna.quant import export_ternary, weight_memory
 from tna.run import Shape, build_strategy
 
 HISTORY_FILE = "epochs.jsonl"
+LOCK_FILE = ".lock"
 METRICS_FILE = "metrics.json"
 
 
@@ -40,6 +43,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
 
 
 def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
+    with contextlib.ExitStack() as stack:  # holds the run folder's lock until training ends
+        return _train_locked(cfg, resume, dist, stack)
+
+
+def _train_locked(cfg: TrainConfig, resume: bool, dist: distributed.Dist, stack: contextlib.ExitStack) -> dict:
     out = Path(cfg.out)
     _check_run_dir(out, resume)
     device = _device(cfg.device, dist)
@@ -63,8 +71,11 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
 
     # ---- strategy, optimiser, schedule ---------------------------------------------------------
     strategy = build_strategy(cfg, shape).to(device)
-    if dist.is_main and not resume:
-        _create_run_dir(out)  # only now: a bad option above leaves nothing behind
+    if dist.is_main:
+        if not resume:
+            _create_run_dir(out)  # only now: a bad option above leaves nothing behind
+        stack.enter_context(_locked(out))
+        _check_run_dir(out, resume)  # again, under the lock: another run may have finished meanwhile
     params = [p for p in strategy.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * len(train_loader)
@@ -203,6 +214,20 @@ def _create_run_dir(out: Path) -> None:
         probe.unlink()
     except OSError as e:
         raise TnaError(f"cannot write to run folder {out} ({e.strerror}); choose a writable --out") from None
+
+
+@contextlib.contextmanager
+def _locked(out: Path):
+    """One writer per run folder: two `tna train` into the same --out would overwrite each other."""
+    with open(out / LOCK_FILE, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TnaError(f"{out} is being written by another tna process; wait for it or choose another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _device(name: str, dist: distributed.Dist) -> torch.device:
