@@ -33,7 +33,7 @@ from deploy.nir_graph import lif_nodes, model_to_nir  # noqa: E402
 from tna.data import load_dataset  # noqa: E402
 from tna.errors import TnaError  # noqa: E402
 from tna.models.layers import Spiking  # noqa: E402
-from tna.run import TrainedRun, load_trained, make_encoder  # noqa: E402
+from tna.run import Shape, TrainedRun, load_trained, make_encoder  # noqa: E402
 
 DEFAULT_SAMPLES = 16
 
@@ -71,16 +71,19 @@ def loihi_model(run: TrainedRun, synapses: str | None = None) -> torch.nn.Module
 
 
 def input_scale(run: TrainedRun) -> float:
-    return input_scale_for(run.config, run.shape)
+    """The run's input grid, from the data shape its checkpoint recorded."""
+    return input_scale_for(run.config, Shape.from_dict(run.checkpoint["shape"]))
 
 
 def input_scale_for(cfg, shape) -> float:
-    """The grid of the first layer's input: x = integer * scale (exact for digits and spikes)."""
+    """The grid of the first layer's input: x = integer * scale. Spikes are 0/1; a static sample lies
+    on its dataset's grid (DataSpec.input_scale, recorded in the checkpoint's shape)."""
     if shape.kind == "events" or cfg.encoding == "rate":
         return 1.0
-    if cfg.dataset.startswith("mnist5k"):
-        return 1 / 255  # pixels are p / 255 exactly
-    return 1 / 64  # normalised colour images: quantised to 1/64 steps at fixed-point deployment
+    if getattr(shape, "input_scale", None) is not None:
+        return float(shape.input_scale)
+    # a checkpoint from before the data recorded its grid: the rule of that time
+    return 1 / 255 if cfg.dataset.startswith("mnist5k") else 1 / 64
 
 
 def reference_inputs(run: TrainedRun, samples: int, data_root: str | None = None):

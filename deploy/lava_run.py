@@ -36,6 +36,8 @@ def read_graph(path: str | Path):
     import h5py
     import nir
 
+    from deploy import nir_compat  # noqa: F401  (nir 1.0.8: non-square Conv2d output types)
+
     path = Path(path)
     if not path.is_file():
         raise TnaError(f"{path} does not exist; pass the model.nir written by deploy/export_nir.py")

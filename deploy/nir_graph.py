@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deploy import nir_compat  # noqa: F401  (nir 1.0.8: non-square Conv2d output types)
 from tna.errors import TnaError
 from tna.models.layers import Fold, QConv2d, QLinear, Spiking, fold_conv_bn
 from tna.models.resnet import BasicBlock

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deploy import nir_compat  # noqa: F401  (nir 1.0.8: non-square Conv2d output types)
 from tna.errors import TnaError
 
 with warnings.catch_warnings():

@@ -16,6 +16,7 @@ import h5py
 import nir
 import numpy as np
 
+from deploy import nir_compat  # noqa: F401  (nir 1.0.8: non-square Conv2d output types)
 from deploy.accounting import count
 from deploy.energy import MODELS, ann_energy_pj, describe, snn_energy_pj
 from tna.config import write_json_atomic

@@ -59,6 +59,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deploy import nir_compat  # noqa: F401  (nir 1.0.8: non-square Conv2d output types)
 from deploy.fixed_point import topological_order
 from deploy.targets import TARGETS, Fig, Target
 from tna.errors import TnaError

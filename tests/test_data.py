@@ -62,6 +62,7 @@ def mnist():
 def test_mnist5k_fixed_stratified_split(mnist):
     train, test, spec = mnist
     assert (spec.input_shape, spec.num_classes, spec.kind, spec.T) == ((1, 28, 28), 10, "static", None)
+    assert spec.input_scale == 1 / 255
     assert len(train) == 4000 and len(test) == 1000
     assert np.bincount(train.y.numpy()).tolist() == [400] * 10
     assert np.bincount(test.y.numpy()).tolist() == [100] * 10
@@ -142,7 +143,7 @@ def few_digits(monkeypatch):
 
 def test_dvs_dataset_is_built_once_then_read_from_cache(few_digits, tmp_path, monkeypatch):
     train, test, spec = load_dataset("mnist5k-dvs", T=4, cache_dir=str(tmp_path))
-    assert (spec.input_shape, spec.kind, spec.T) == ((2, 34, 34), "events", 4)
+    assert (spec.input_shape, spec.kind, spec.T, spec.input_scale) == ((2, 34, 34), "events", 4, 1.0)
     assert len(train) == 160 and len(test) == 40
     x, y = train[5]
     assert x.shape == (4, 2, 34, 34) and x.dtype == torch.float32 and isinstance(y, int)
@@ -217,16 +218,19 @@ def test_cifar10_reads_the_real_format(tmp_path):
         assert set(pickle.load(f, encoding="bytes")) == {b"labels", b"data"}  # as the CIFAR page shows
 
     train, test, spec = load_dataset("cifar10", root=str(tmp_path), train_augment=False)
-    assert (spec.input_shape, spec.num_classes, spec.kind) == ((3, 32, 32), 10, "static")
+    assert (spec.input_shape, spec.num_classes, spec.kind, spec.input_scale) == ((3, 32, 32), 10, "static", 1 / 64)
     assert len(train) == 15 and len(test) == 2
     assert [train[i][1] for i in range(3)] == [1, 2, 0] and [test[i][1] for i in range(2)] == [9, 3]
     x, _ = test[1]
     mean, std = torch.tensor([0.4914, 0.4822, 0.4465]), torch.tensor([0.2470, 0.2435, 0.2616])
     assert x.shape == (3, 32, 32)
-    assert torch.allclose(x[:, 0, 0], (torch.tensor([201, 202, 203]) / 255 - mean) / std, atol=1e-5)
-    assert torch.allclose(x[:, 7, 9], (torch.tensor([201, 255, 203]) / 255 - mean) / std, atol=1e-5)
+    on_grid = lambda v: torch.round(v * 64) / 64  # noqa: E731 - normalised values on the 1/64 input grid
+    assert torch.equal(x[:, 0, 0], on_grid((torch.tensor([201, 202, 203]) / 255 - mean) / std))
+    assert torch.equal(x[:, 7, 9], on_grid((torch.tensor([201, 255, 203]) / 255 - mean) / std))
+    assert torch.equal(x, on_grid(x))
     augmented, _, _ = load_dataset("cifar10", root=str(tmp_path))
-    assert augmented[4][0].shape == (3, 32, 32)
+    a = augmented[4][0]
+    assert a.shape == (3, 32, 32) and torch.equal(a, on_grid(a))  # padded pixels land on the grid too
 
 
 def test_cifar100_reads_the_real_format(tmp_path):
@@ -238,7 +242,7 @@ def test_cifar100_reads_the_real_format(tmp_path):
     _write_py2_pickle(folder / "meta", {"fine_label_names": [f"c{i}" for i in range(100)],
                                         "coarse_label_names": [f"s{i}" for i in range(20)]})
     train, test, spec = load_dataset("cifar100", root=str(tmp_path))
-    assert spec.num_classes == 100 and len(train) == 3 and len(test) == 1
+    assert spec.num_classes == 100 and spec.input_scale == 1 / 64 and len(train) == 3 and len(test) == 1
     assert [train[i][1] for i in range(3)] == [99, 5, 42] and test[0][1] == 7
     assert train[0][0].shape == (3, 32, 32) and train[0][0].dtype == torch.float32
 
@@ -291,6 +295,7 @@ def test_cifar10_dvs_reads_aedat4(dvs_root):
     pytest.importorskip("aedat", reason="the 'aedat' package decodes .aedat4 (pip install aedat)")
     train, test, spec = load_dataset("cifar10-dvs", T=5, root=str(dvs_root))
     assert (spec.input_shape, spec.num_classes, spec.kind, spec.T) == ((2, 48, 48), 10, "events", 5)
+    assert spec.input_scale == 1.0
     assert len(train) == 90 and len(test) == 10
     assert sorted(test[i][1] for i in range(10)) == list(range(10))  # 1 in 10 of every class
     x, y = train[0]

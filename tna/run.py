@@ -24,15 +24,22 @@ from tna.strategies import STRATEGIES, Strategy, Teacher
 
 @dataclass(frozen=True)
 class Shape:
-    """What a network needs to know about its data (saved in every checkpoint)."""
+    """What a network needs to know about its data (saved in every checkpoint as `shape.__dict__`)."""
 
     input_shape: tuple
     num_classes: int
     kind: str  # static | events
+    input_scale: float | None = None  # the data's input grid (DataSpec.input_scale); None: an older checkpoint
 
     @classmethod
     def of(cls, spec) -> "Shape":
-        return cls(tuple(spec.input_shape), spec.num_classes, spec.kind)
+        return cls(tuple(spec.input_shape), spec.num_classes, spec.kind, spec.input_scale)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Shape":
+        """From a checkpoint's `shape`; checkpoints written before the grid was recorded have none."""
+        scale = d.get("input_scale")
+        return cls(tuple(d["input_shape"]), d["num_classes"], d["kind"], None if scale is None else float(scale))
 
 
 def make_encoder(cfg: TrainConfig, shape: Shape):

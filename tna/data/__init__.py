@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from tna.errors import TnaError
 
-DATASETS = ("mnist5k", "mnist5k-dvs", "cifar10", "cifar100", "cifar10-dvs")
+DATASETS = ("mnist5k", "mnist5k-dvs", "mnist1d", "cifar10", "cifar100", "cifar10-dvs")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class DataSpec:
     num_classes: int
     kind: str  # "static": an image, encoded to T steps later; "events": already T spike frames
     T: int | None  # events: number of frames produced; static: None
+    # the grid every sample's values lie on exactly (x = integer * input_scale): the data decides it, so
+    # training, evaluation and fixed-point deployment all see the same numbers (events: 1.0)
+    input_scale: float
 
 
 class ArrayDataset(Dataset):
@@ -73,6 +76,10 @@ def load_dataset(
         from tna.data import mnist5k_dvs
 
         return mnist5k_dvs.load(T=T, cache_dir=cache)
+    if name == "mnist1d":
+        from tna.data import mnist1d
+
+        return mnist1d.load(cache_dir=cache)
     if name in ("cifar10", "cifar100"):
         from tna.data import cifar
 

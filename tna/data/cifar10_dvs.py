@@ -83,5 +83,5 @@ def load(*, T: int, root: str | None):
     train_idx, test_idx = train_test_split(
         np.arange(len(full)), test_size=TEST_FRACTION, stratify=full.targets, random_state=SPLIT_SEED
     )
-    spec = DataSpec("cifar10-dvs", (2, SIZE, SIZE), len(CLASSES), "events", T)
+    spec = DataSpec("cifar10-dvs", (2, SIZE, SIZE), len(CLASSES), "events", T, input_scale=1.0)
     return Subset(full, np.sort(train_idx).tolist()), Subset(full, np.sort(test_idx).tolist()), spec

@@ -44,4 +44,4 @@ def load(*, train_augment: bool = True):
     shift = transforms.RandomCrop(28, padding=2) if train_augment else None
     train = ArrayDataset(x[train_idx], y[train_idx], transform=shift)
     test = ArrayDataset(x[test_idx], y[test_idx])
-    return train, test, DataSpec("mnist5k", (1, 28, 28), 10, "static", None)
+    return train, test, DataSpec("mnist5k", (1, 28, 28), 10, "static", None, input_scale=1 / 255)

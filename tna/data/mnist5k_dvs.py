@@ -278,5 +278,5 @@ def load(*, T: int, cache_dir: Path):
     train_idx, test_idx = mnist5k.split(labels)
     x = torch.from_numpy(cached_frames(T, cache_dir))
     y = torch.from_numpy(labels)
-    spec = DataSpec("mnist5k-dvs", (SENSOR_SIZE[2], SENSOR_SIZE[1], SENSOR_SIZE[0]), 10, "events", T)
+    spec = DataSpec("mnist5k-dvs", (SENSOR_SIZE[2], SENSOR_SIZE[1], SENSOR_SIZE[0]), 10, "events", T, input_scale=1.0)
     return ArrayDataset(x[train_idx], y[train_idx]), ArrayDataset(x[test_idx], y[test_idx]), spec

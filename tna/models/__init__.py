@@ -6,12 +6,13 @@ from torch import nn
 
 from tna.errors import TnaError
 from tna.models.convnet import ConvNet
+from tna.models.convnet1d import ConvNet1d
 from tna.models.layers import ModelOutput, set_weight_precision
 from tna.models.resnet import ResNet20
 from tna.models.vgg import VGG
 from tna.neuron import LIF
 
-MODELS = {"convnet": ConvNet, "vgg11": VGG, "resnet20": ResNet20}
+MODELS = {"convnet": ConvNet, "convnet1d": ConvNet1d, "vgg11": VGG, "resnet20": ResNet20}
 
 __all__ = ["MODELS", "ModelOutput", "build_model"]
 

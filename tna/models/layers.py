@@ -103,9 +103,13 @@ class Spiking(nn.Module):
         return "ReLU" if self.neuron is None else repr(self.neuron)
 
 
-def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1) -> list[nn.Module]:
-    """Conv (no bias: batch norm follows and folds into the threshold at export) + batch norm."""
-    return [QConv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False), nn.BatchNorm2d(cout)]
+def conv_bn(cin: int, cout: int, k: int | tuple = 3, stride: int | tuple = 1) -> list[nn.Module]:
+    """Conv (no bias: batch norm follows and folds into the threshold at export) + batch norm.
+
+    `k` and `stride` may be (h, w) pairs, e.g. (5, 1) for a 1-D convolution along H; padding is k // 2
+    per dimension."""
+    pad = tuple(n // 2 for n in k) if isinstance(k, tuple) else k // 2
+    return [QConv2d(cin, cout, k, stride=stride, padding=pad, bias=False), nn.BatchNorm2d(cout)]
 
 
 def quantizable_layers(model: nn.Module) -> list[nn.Module]:
