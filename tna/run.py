@@ -104,9 +104,12 @@ def build_strategy(cfg: TrainConfig, shape: Shape) -> Strategy:
         start = load_trained(cfg.init)
         try:
             base.load_state_dict(start.model.state_dict())
-        except RuntimeError:
-            raise TnaError(f"--init {cfg.init}: its network ({start.config.model}, width {start.config.width}) "
-                           f"does not match this run's ({cfg.model}, width {cfg.width})") from None
+        except RuntimeError as e:
+            detail = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line or "Missing" in line
+                           or "Unexpected" in line), str(e).splitlines()[0])
+            raise TnaError(f"--init {cfg.init}: its network ({start.config.model}, width {start.config.width}, "
+                           f"{start.config.dataset}) cannot start this run's ({cfg.model}, width {cfg.width}, "
+                           f"{cfg.dataset}): {detail}") from None
     if cfg.arithmetic == "loihi":
         from deploy.export_nir import input_scale_for
         from tna import loihi
