@@ -33,7 +33,7 @@ from deploy.nir_graph import lif_nodes, model_to_nir  # noqa: E402
 from tna.data import load_dataset  # noqa: E402
 from tna.errors import TnaError  # noqa: E402
 from tna.models.layers import Spiking  # noqa: E402
-from tna.run import Shape, TrainedRun, load_trained, make_encoder  # noqa: E402
+from tna.run import TrainedRun, load_trained, make_encoder  # noqa: E402
 
 DEFAULT_SAMPLES = 16
 
@@ -72,7 +72,7 @@ def loihi_model(run: TrainedRun, synapses: str | None = None) -> torch.nn.Module
 
 def input_scale(run: TrainedRun) -> float:
     """The run's input grid, from the data shape its checkpoint recorded."""
-    return input_scale_for(run.config, Shape.from_dict(run.checkpoint["shape"]))
+    return input_scale_for(run.config, run.shape)
 
 
 def input_scale_for(cfg, shape) -> float:

@@ -18,6 +18,10 @@ from tna.errors import TnaError
 TINY = ["--train-samples", "256", "--width", "0.5", "-T", "2", "--batch-size", "32", "--strategy", "baseline"]
 
 
+def payload(epoch):
+    return {"epoch": epoch, "shape": {}, "model": {"w": torch.ones(2)}}
+
+
 def tna(*args):
     return subprocess.run([sys.executable, "-m", "tna.cli", *map(str, args)], capture_output=True, text=True)
 
@@ -78,17 +82,23 @@ def test_a_full_disk_during_save_is_one_line_and_leaves_no_temp(tmp_path, monkey
         Path(f).write_bytes(b"partial")
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 376512 vs 376404")
 
-    save_checkpoint(tmp_path / "checkpoint.pt", {"epoch": 1})
+    save_checkpoint(tmp_path / "checkpoint.pt", payload(1))
     monkeypatch.setattr(torch, "save", full)
     with pytest.raises(TnaError, match="the disk is full.*previous checkpoint is kept"):
-        save_checkpoint(tmp_path / "checkpoint.pt", {"epoch": 2})
+        save_checkpoint(tmp_path / "checkpoint.pt", payload(2))
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
     assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1
 
 
+def test_a_checkpoint_with_only_the_marker_is_refused(tmp_path):
+    torch.save({"format": checkpoint.FORMAT, "version": checkpoint.LEGACY}, tmp_path / "checkpoint.pt")
+    with pytest.raises(TnaError, match="is incomplete .no shape, model, epoch."):
+        load_checkpoint(tmp_path / "checkpoint.pt")
+
+
 def test_stale_temp_files_are_cleaned_by_the_next_save(tmp_path):
     (tmp_path / ".checkpoint.pt.tmp12345").write_bytes(b"left by a killed run")
-    save_checkpoint(tmp_path / "checkpoint.pt", {"epoch": 1})
+    save_checkpoint(tmp_path / "checkpoint.pt", payload(1))
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 
 

@@ -24,6 +24,7 @@ FORMAT = "tna-checkpoint"
 VERSION = 2
 LEGACY = 1  # written before digests: still read (nothing to verify it by)
 CHECKPOINT_FILE = "checkpoint.pt"
+REQUIRED = ("shape", "model", "epoch")  # what every reader relies on
 
 
 def digest(obj) -> str:
@@ -81,6 +82,9 @@ def load_checkpoint(path: str | Path) -> dict:
         raise TnaError(f"{path} is corrupt or not a checkpoint ({type(e).__name__}); retrain or restore it") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise TnaError(f"{path} is not a tna checkpoint (no '{FORMAT}' marker); was it written by another tool?")
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise TnaError(f"{path} is incomplete (no {', '.join(missing)}); retrain or restore it")
     if ckpt.get("version") == LEGACY:
         return ckpt
     if ckpt.get("version") != VERSION:

@@ -44,7 +44,8 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help=f"seed for init, shuffling and encoding noise (default {d.seed})")
     g.add_argument("--device", help=f"cpu | cuda (default {d.device})")
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", help=f"mnist5k | mnist5k-dvs | cifar10 | cifar100 | cifar10-dvs (default {d.dataset})")
+    g.add_argument("--dataset", help=f"mnist5k | mnist5k-dvs | mnist1d | cifar10 | cifar100 | cifar10-dvs (default {d.dataset}; "
+                                          f"mnist1d wants --model convnet1d)")
     g.add_argument("--data-root", help="folder holding CIFAR / CIFAR10-DVS (nothing is downloaded)")
     g.add_argument("-T", "--time-steps", dest="T", type=int, help=f"time steps per sample (default {d.T})")
     g.add_argument("--encoding", help=f"static images: direct (analog input every step) | rate (Bernoulli spikes) (default {d.encoding})")
@@ -55,7 +56,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
                    f"(default {d.val_fraction})")
     g.add_argument("--workers", type=int, help=f"data loader processes (default {d.workers})")
     g = p.add_argument_group("model")
-    g.add_argument("--model", help=f"convnet | vgg11 | resnet20 (default {d.model})")
+    g.add_argument("--model", help=f"convnet | convnet1d (1-D signals: mnist1d) | vgg11 | resnet20 (default {d.model})")
     g.add_argument("--width", type=float, help=f"channel multiplier (default {d.width})")
     g.add_argument("--neuron", help=f"lif | relu (relu = the ANN of the same shape, a teacher) (default {d.neuron})")
     g.add_argument("--tau-mem", type=float, help=f"membrane time constant in s (default {d.tau_mem})")

@@ -72,7 +72,7 @@ def load_trained(run_dir: str | Path) -> TrainedRun:
         raise TnaError(f"run folder {run_dir} does not exist")
     cfg = load_config(run_dir)
     ckpt = load_checkpoint(run_dir / CHECKPOINT_FILE)
-    shape = Shape(tuple(ckpt["shape"]["input_shape"]), ckpt["shape"]["num_classes"], ckpt["shape"]["kind"])
+    shape = Shape.from_dict(ckpt["shape"])
     options = STRATEGIES[cfg.strategy].model_options if cfg.strategy in STRATEGIES else {}
     model = build_network(cfg, shape, **options)
     try:
