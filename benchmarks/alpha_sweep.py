@@ -32,7 +32,7 @@ COARSE = (0.0, 1e-4, 1e-2, 1.0, 10.0)
 FINE = (1e-5, 1e-3, 1e-1)
 ALPHAS = tuple(sorted(COARSE + FINE))
 # (base weights, twin weights): the twin as precise as the base, or a full-precision twin
-PAIRS = (("ternary", "same"), ("ternary", "full"), ("full", "same"))
+PAIRS = (("ternary", "same"), ("full", "same"), ("ternary", "full"))
 
 
 def folder(out: Path, setting: str, pair: tuple, alpha: float, seed: int) -> Path:
