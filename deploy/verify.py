@@ -1,4 +1,4 @@
-"""Compare the deployed network with the trained one, spike by spike.
+"""Compare the deployed network with the trained one, spike by spike (files: deploy/files.py).
 
 For every spiking layer, sample, time step and neuron, the trained side (reference.h5) and the
 deployed side (Lava's output) either agree or not. Fixed-point Lava is held to the `loihi`
@@ -9,26 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 
+from deploy.files import open_h5
 from tna.errors import TnaError
 
-GOLDEN = {"fixed": "loihi", "float": "float"}
-
-
-def _open(path: Path, what: str) -> h5py.File:
-    try:
-        return h5py.File(path, "r")
-    except (OSError, FileNotFoundError):
-        raise TnaError(f"{path} is missing or not an HDF5 file ({what}); run the export/deploy again") from None
+GOLDEN = {"fixed": "loihi", "float": "float"}  # Lava mode -> the golden group of reference.h5 it is held to
 
 
 def compare(reference: str | Path, deployed: str | Path, mode: str) -> dict:
     """The verification record (JSON-ready) for one deployment mode."""
     if mode not in GOLDEN:
         raise TnaError(f"unknown mode '{mode}'; use float or fixed")
-    with _open(Path(reference), "reference") as ref, _open(Path(deployed), "Lava output") as dep:
+    with open_h5(Path(reference), "reference") as ref, open_h5(Path(deployed), "Lava output") as dep:
         group = GOLDEN[mode]
         if group not in ref:
             raise TnaError(f"{reference} has no '{group}' golden data; export again with this version")

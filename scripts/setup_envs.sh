@@ -62,6 +62,6 @@ if [ "$(cat "$LAVA_VENV"/.tna-stamp 2>/dev/null)" != "$(stamp_of)" ]; then
   # lava wheels ship a top-level 'tests' package that would shadow ours; drop it.
   rm -rf "$("$LAVA_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tests"
   echo "[setup] Lava smoke test (a tiny LIF network in floating_pt and fixed_pt)"
-  "$LAVA_VENV/bin/python" deploy/lava_smoke.py || { echo "error: the Lava environment does not run; see above" >&2; exit 1; }
+  "$LAVA_VENV/bin/python" deploy/lavanet/smoke.py || { echo "error: the Lava environment does not run; see above" >&2; exit 1; }
   stamp_of > "$LAVA_VENV"/.tna-stamp
 fi

@@ -4,8 +4,8 @@ import nir
 import numpy as np
 import pytest
 
-from deploy.accounting import count
-from deploy.energy import HOROWITZ_45NM, LOIHI1, ann_energy_pj, snn_energy_pj
+from deploy.report.accounting import count
+from deploy.report.energy import HOROWITZ_45NM, LOIHI1_ENERGY, ann_energy_pj, snn_energy_pj
 
 
 def lif(shape):
@@ -82,5 +82,5 @@ def test_energy_models_apply_their_published_constants():
     counts = {"synops": 1000, "analog_macs": 10, "neuron_updates": 500, "spikes": 100, "ann_macs": 5000}
     assert snn_energy_pj(counts, HOROWITZ_45NM) == pytest.approx(1000 * 0.9 + 10 * 4.6)
     assert ann_energy_pj(5000) == pytest.approx(5000 * 4.6)
-    assert snn_energy_pj(counts, LOIHI1) == pytest.approx(1010 * 23.6 + 100 * 81 + 400 * 52 + 100 * 1.7)
-    assert LOIHI1.pre_silicon and not HOROWITZ_45NM.pre_silicon
+    assert snn_energy_pj(counts, LOIHI1_ENERGY) == pytest.approx(1010 * 23.6 + 100 * 81 + 400 * 52 + 100 * 1.7)
+    assert LOIHI1_ENERGY.pre_silicon and not HOROWITZ_45NM.pre_silicon

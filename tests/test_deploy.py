@@ -55,13 +55,13 @@ def test_deployed_spikes_are_the_golden_spikes(deployed):
 def test_round_trip_of_the_exported_file_matches_the_trained_spikes(deployed):
     import nir
 
-    from deploy import nir_torch
+    from deploy.graph.executor import run as run_float
 
     run, _ = deployed
     g = nir.read(run / "deploy" / "model.nir")
     with h5py.File(run / "deploy" / "reference.h5") as ref:
         x = torch.from_numpy(ref["input"][:]).transpose(0, 1)
-        spikes, _ = nir_torch.run(g, x.contiguous())
+        spikes, _ = run_float(g, x.contiguous())
         for name, s in spikes.items():
             np.testing.assert_array_equal(s.transpose(0, 1).numpy().astype(np.uint8), ref[f"float/spikes/{name}"][:])
 

@@ -1,4 +1,5 @@
-"""deploy/fixed_point.py: the integer LIF step (numpy == torch == Lava), and the NIR -> integer mapping."""
+"""deploy/loihi/fixed_point.py: the integer LIF step (numpy == torch == Lava), and the NIR -> integer mapping;
+deploy/loihi/simulate.py: the one integer simulator, the same on numpy and torch."""
 
 import json
 
@@ -7,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from deploy import fixed_point as fp
-from deploy.lava_env import run_in_lava
+from deploy.graph.plan import plan_network
+from deploy.lavanet.env import run_in_lava
+from deploy.loihi import fixed_point as fp
+from deploy.loihi.simulate import LoihiSimulator, simulate
 from tna.errors import TnaError
 
 DT = 1e-3
@@ -76,8 +79,8 @@ import numpy as np
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.io.source import RingBuffer as Source
-from deploy.lava_procs.lif import VthLIF
-from deploy.lava_procs.recorder import Recorder
+from deploy.lavanet.procs.lif import VthLIF
+from deploy.lavanet.procs.recorder import Recorder
 p = json.load(open(sys.argv[1]))
 a = np.array(p["a"]); steps, n = a.shape
 src = Source(data=a.T.copy())
@@ -303,22 +306,106 @@ def test_mapping_is_a_pure_function_of_the_graph(tmp_path):
             assert (x is None and y is None) or np.array_equal(x, y)
 
 
-def test_torch_loihi_emulator_matches_the_numpy_reference():
-    """deploy.nir_torch.LoihiEmulator (torch int64, built from these functions and parameters) is
-    the numpy reference integer for integer: spikes and the readout."""
-    from deploy.nir_torch import LoihiEmulator
-
+def test_one_simulator_is_the_same_on_numpy_and_torch():
+    """deploy/loihi/simulate.py on numpy int64 and on torch (batched, exact float stages): integer for
+    integer, spikes and the readout; and LoihiSimulator.run_float (the golden `loihi` reference)."""
     g = conv_graph(np.random.default_rng(4))
     net = fp.fixed_network(g)
     rng = np.random.default_rng(5)
-    x_int = np.repeat(rng.integers(0, 256, (3, 1, 2, 8, 8)), 4, axis=1)
-    want, v_want = fp.simulate_fixed(net, x_int)
-    x = torch.from_numpy(x_int * net.plan.input_scale).transpose(0, 1)  # [T, N, ...] as it enters the network
-    got, logits = LoihiEmulator(g)(x)
+    for x_int in (np.repeat(rng.integers(0, 256, (1, 3, 2, 8, 8)), 4, axis=0),  # constant over time (direct)
+                  rng.integers(-255, 256, (4, 3, 2, 8, 8))):                    # changing every step
+        want, v_want = simulate(net, x_int)
+        got, v_got = simulate(net, torch.from_numpy(x_int))
+        assert set(got) == set(want) == set(net.plan.lif_names)
+        for name in want:
+            np.testing.assert_array_equal(got[name].numpy().astype(bool), want[name])
+        np.testing.assert_array_equal(v_got.numpy(), v_want)
+        assert 0 < np.mean([w.mean() for w in want.values()]) < 0.9
+    x = torch.from_numpy(x_int * net.plan.input_scale)  # [T, N, ...] as it enters the network
+    spikes, logits = LoihiSimulator(g).run_float(x)
     for name in want:
-        np.testing.assert_array_equal(got[name].transpose(0, 1).numpy().astype(np.uint8), want[name])
+        np.testing.assert_array_equal(spikes[name].numpy().astype(bool), want[name])
+    np.testing.assert_array_equal(logits.numpy(), (v_want / net.readout_scale).astype(np.float32))
     np.testing.assert_allclose(logits.numpy(), v_want / net.readout_scale, rtol=1e-6)
-    assert 0 < np.mean([w.mean() for w in want.values()]) < 0.9
+
+
+def _stage_int64(op, x):
+    """One stage in plain int64 numpy, as Lava computes it (an independent reference)."""
+    from deploy.loihi.simulate import conv2d_np
+
+    if op.kind == "dense":
+        return x.reshape(len(x), -1) @ op.weight_int.T
+    if op.kind == "scale":
+        y = x * op.weight_int.reshape((1, -1) + (1,) * (x.ndim - 2))
+    elif op.kind == "sumpool":
+        c = op.in_shape[0]
+        y = conv2d_np(x, np.ones((c, 1) + tuple(op.kernel), np.int64), op.stride, op.padding, (1, 1), c)
+    else:
+        y = conv2d_np(x, op.weight_int, op.stride, op.padding, op.dilation, op.groups)
+    return fp.wrap_signed(y, 24)
+
+
+@pytest.mark.parametrize("shortcut", ["identity", "conv1x1"])
+def test_simulator_is_lavas_step_by_step_arithmetic(shortcut):
+    """The simulator (layer by layer over all steps, exact float stages, `lif_fixed_run`) = every
+    population stepped once per time step in int64 with `lif_fixed_step` (Lava's order and types),
+    on graphs with a residual sum and a readout; on numpy and on torch."""
+    g = conv_graph(np.random.default_rng(6), shortcut=shortcut)
+    net = fp.fixed_network(g)
+    x_int = np.random.default_rng(7).integers(-255, 256, (5, 2, 2, 8, 8))
+    state = {k: (np.zeros((2,) + p.shape, np.int64),) * 2 for k, p in net.populations.items()}
+    want = {k: [] for k in net.plan.lif_names}
+    for t in range(5):
+        act = {net.plan.input_name: x_int[t]}
+        for name, p in net.populations.items():
+            a = np.zeros((2,) + p.shape, np.int64)
+            for e in p.edges:
+                y = act[e.source].astype(np.int64)
+                for op in e.ops:
+                    y = _stage_int64(op, y)
+                a = a + y.reshape(a.shape)
+            u, v, s = fp.lif_fixed_step(*state[name], a, p.du, p.dv, p.bias, p.vth, np)
+            state[name], act[name] = (u, v), s
+            if name in want:
+                want[name].append(s)
+    v_want = state[net.plan.readout][1].reshape(2, -1)
+    for x in (x_int, torch.from_numpy(x_int)):
+        got, v_got = simulate(net, x)
+        for name in want:
+            np.testing.assert_array_equal(np.asarray(got[name]).astype(bool), np.stack(want[name]), err_msg=name)
+        np.testing.assert_array_equal(np.asarray(v_got), v_want)
+    assert 0 < np.mean([np.mean(w) for w in want.values()]) < 0.9
+
+
+def as_torch(z: np.ndarray) -> torch.Tensor:
+    """The same array as a tensor; a stride-0 view (the same input at every step) stays one."""
+    if z.ndim and z.strides[0] == 0:
+        return torch.from_numpy(np.array(z[:1])).expand(z.shape)
+    return torch.from_numpy(z)
+
+
+@pytest.mark.parametrize("dv", [2048, 1024, 100, 0])
+def test_lif_run_is_the_step_repeated(dv):
+    """lif_fixed_run (in-place float steps where the ranges allow, else lif_fixed_step) = lif_fixed_step
+    T times, on numpy and torch: inputs inside the ranges, and extreme ones (u wraps, v clips)."""
+    rng = np.random.default_rng(dv)
+    n, T = 200, 12
+    bias = rng.integers(-4095, 4096, n) << rng.integers(0, 3, n)
+    vth = rng.integers(0, 2**16, n)
+    for a in (rng.integers(-2000, 2000, (T, n)), np.broadcast_to(rng.integers(-2000, 2000, (1, n)), (T, n)),
+              extreme_inputs(rng, T, n)):  # changing, the same at every step (a stride-0 view), out of range
+        for th in (vth, None):
+            u = v = np.zeros(n, np.int64)
+            want = []
+            for t in range(T):
+                u, v, s = fp.lif_fixed_step(u, v, a[t], 4095, dv, bias, th, np)
+                want.append(s)
+            for xp, arr in ((np, lambda z: z), (torch, as_torch)):
+                spikes, v_run = fp.lif_fixed_run(arr(a), 4095, dv, arr(bias), None if th is None else arr(th), xp)
+                np.testing.assert_array_equal(np.asarray(spikes).astype(bool), np.stack(want))
+                np.testing.assert_array_equal(np.asarray(v_run), v)
+            if th is not None:
+                assert 0 < np.mean(want) < 1
 
 
 @pytest.mark.parametrize("change,match", [
@@ -340,12 +427,12 @@ def test_unsupported_parameters_are_one_line_errors(change, match):
 def test_foreign_graphs_are_refused():
     g, *_ = mlp_graph()
     with pytest.raises(TnaError, match="not a tna NIR export"):
-        fp.plan_network(nir.NIRGraph(nodes=g.nodes, edges=g.edges, metadata={}))
+        plan_network(nir.NIRGraph(nodes=g.nodes, edges=g.edges, metadata={}))
     nodes = dict(g.nodes)
     nodes["fc1b"] = nir.Affine(weight=np.eye(3, dtype=np.float32), bias=np.zeros(3, np.float32))
     edges = [e for e in g.edges if e != ("fc1", "lif1")] + [("fc1", "fc1b"), ("fc1b", "lif1")]
     with pytest.raises(TnaError, match="two synaptic layers in a row"):
-        fp.plan_network(graph(nodes, edges))
+        plan_network(graph(nodes, edges))
 
 
 def test_wide_synapses_keep_residual_multipliers_exact_and_loihi_stores_them_in_8_bits():

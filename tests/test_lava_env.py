@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from deploy.lava_env import REPO_ROOT, run_in_lava
+from deploy.lavanet.env import REPO_ROOT, run_in_lava
 from tna.errors import TnaError
 
-SMOKE = REPO_ROOT / "deploy" / "lava_smoke.py"
+SMOKE = REPO_ROOT / "deploy" / "lavanet" / "smoke.py"
 
 
 def test_smoke_script_matches_reference_in_both_modes():
@@ -50,7 +50,7 @@ def test_a_hung_lava_run_is_killed_with_its_workers(tmp_path):
     import os
     import time
 
-    from deploy.lava_env import LavaStalled
+    from deploy.lavanet.env import LavaStalled
 
     pid_file = tmp_path / "worker.pid"
     hung = tmp_path / "hung.py"

@@ -4,7 +4,7 @@ Each case builds a tiny NIR graph and a reference.h5 by hand (numpy), runs deplo
 the Lava environment (floating_pt and fixed_pt), and compares every spike with
 - float mode: a straightforward numpy implementation of the NIR semantics below (>= 99.9% and,
   for these graphs, exact);
-- fixed mode: the integer emulation built from deploy/fixed_point.py (`simulate_fixed`): exact.
+- fixed mode: the one integer simulator (deploy/loihi/simulate.py) on numpy: exact.
 Plus the user errors of lava_run.py (one line, exit code 2).
 """
 
@@ -16,8 +16,9 @@ import nir
 import numpy as np
 import pytest
 
-from deploy import fixed_point as fp
-from deploy.lava_env import REPO_ROOT, run_in_lava
+from deploy.lavanet.env import REPO_ROOT, run_in_lava
+from deploy.loihi import fixed_point as fp
+from deploy.loihi.simulate import conv2d_np, simulate
 from tna.errors import TnaError
 
 LAVA_RUN = REPO_ROOT / "deploy" / "lava_run.py"
@@ -59,12 +60,12 @@ def nir_reference(g: nir.NIRGraph, x: np.ndarray):
                 val[n] = x[:, t].astype(np.float64)
             elif kind == "Conv2d":
                 w = np.asarray(node.weight, np.float64)
-                y = fp.conv2d_np(ins[0], w, _pair(node.stride), _pair(node.padding), _pair(node.dilation), int(node.groups))
+                y = conv2d_np(ins[0], w, _pair(node.stride), _pair(node.padding), _pair(node.dilation), int(node.groups))
                 val[n] = y + np.asarray(node.bias, np.float64).reshape(1, -1, 1, 1)
             elif kind == "AvgPool2d":
                 k = _pair(node.kernel_size)
                 c = ins[0].shape[1]
-                val[n] = fp.conv2d_np(ins[0], np.ones((c, 1) + k) / (k[0] * k[1]), _pair(node.stride),
+                val[n] = conv2d_np(ins[0], np.ones((c, 1) + k) / (k[0] * k[1]), _pair(node.stride),
                                       _pair(node.padding), (1, 1), c)
             elif kind == "Flatten":
                 val[n] = ins[0].reshape(N, -1)
@@ -292,7 +293,8 @@ def test_layer_type_in_both_modes(tmp_path, case):
     graph = nir.read(model)
     want_float, logits_float = nir_reference(graph, x)
     net = fp.fixed_network(graph)
-    want_fixed, v_fixed = fp.simulate_fixed(net, fp.quantize_input(x.astype(np.float64), net.plan.input_scale))
+    want_fixed, v_fixed = simulate(net, fp.quantize_input(x.astype(np.float64), net.plan.input_scale).swapaxes(0, 1))
+    want_fixed = {k: s.swapaxes(0, 1).astype(np.uint8) for k, s in want_fixed.items()}  # [N, T, ...] as Lava writes
     assert set(want_float) == set(net.plan.lif_names)
     active = np.mean([s.mean() for s in want_float.values()])
     assert 0.02 < active < 0.8, f"test graph {case} is too quiet or saturated ({active:.3f})"

@@ -115,7 +115,7 @@ def test_convnet1d_is_1d_convolutions_written_as_conv2d():
 
 
 def test_non_square_kernels_survive_nir_write_and_typed_read(tmp_path):
-    from deploy.nir_graph import model_to_nir
+    from deploy.graph.from_model import model_to_nir
     from tna.models import build_model
     from tna.neuron import LIF
 
@@ -134,18 +134,17 @@ def test_non_square_kernels_survive_nir_write_and_typed_read(tmp_path):
 # ---------------------------------------------------------------- the grid reaches deployment
 
 def test_input_grid_comes_from_the_checkpoint():
-    from deploy.export_nir import input_scale_for
+    from tna.build import Shape, input_grid
     from tna.config import TrainConfig
-    from tna.run import Shape
 
     saved = Shape((1, 40, 1), 10, "static", 1 / 32).__dict__
-    assert input_scale_for(TrainConfig(dataset="mnist1d"), Shape.from_dict(saved)) == 1 / 32
-    assert input_scale_for(TrainConfig(dataset="mnist1d", encoding="rate"), Shape.from_dict(saved)) == 1.0
+    assert input_grid(TrainConfig(dataset="mnist1d"), Shape.from_dict(saved)) == 1 / 32
+    assert input_grid(TrainConfig(dataset="mnist1d", encoding="rate"), Shape.from_dict(saved)) == 1.0
     old = {"input_shape": [3, 32, 32], "num_classes": 10, "kind": "static"}  # written before the grid was saved
     assert Shape.from_dict(old).input_scale is None
-    assert input_scale_for(TrainConfig(dataset="cifar10"), Shape.from_dict(old)) == 1 / 64
+    assert input_grid(TrainConfig(dataset="cifar10"), Shape.from_dict(old)) == 1 / 64
     digits = Shape.from_dict({**old, "input_shape": [1, 28, 28]})
-    assert input_scale_for(TrainConfig(dataset="mnist5k"), digits) == 1 / 255
+    assert input_grid(TrainConfig(dataset="mnist5k"), digits) == 1 / 255
 
 
 def _check_all_agree(mode_report):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from deploy import nir_torch
-from deploy.nir_graph import lif_nodes, model_to_nir
+from deploy.graph.executor import run as run_float
+from deploy.graph.from_model import lif_nodes, model_to_nir
 from tna.errors import TnaError
 from tna.models import build_model
 from tna.models.layers import Spiking
@@ -51,7 +51,7 @@ def test_round_trip_reproduces_every_spike(tmp_path, name, shape, width, weights
     g = nir.read(tmp_path / "m.nir")  # type-checked read: batch-free shapes, typed nodes
     x = (torch.rand(6, *shape) * 2).unsqueeze(0).expand(4, 6, *shape)
     ref, logits = model_spikes(model, x)
-    spikes, out = nir_torch.run(g, x.contiguous())
+    spikes, out = run_float(g, x.contiguous())
     assert set(spikes) == set(ref) == set(lif_nodes(g))
     for k in ref:
         assert torch.equal(spikes[k], ref[k]), k
@@ -84,3 +84,25 @@ def test_relu_layers_are_refused():
     model = build_model("convnet", (1, 28, 28), 10, neuron=LIF(), repact=True)
     with pytest.raises(TnaError, match="ReLU"):
         model_to_nir(model, (1, 28, 28), T=4, dt=1e-3, encoding="direct", input_scale=1.0)
+
+
+def test_enof_and_ann_runs_are_refused_with_the_reason_and_the_alternative():
+    """EnOF's RepAct makes the last activation a ReLU: NIR has no ReLU node, so the run cannot be
+    exported; the one-line refusal says why and what to train instead (the same network without RepAct)."""
+    from types import SimpleNamespace
+
+    from deploy.graph.from_model import graph_of
+    from tna.config import TrainConfig
+
+    shape = SimpleNamespace(input_shape=(1, 28, 28), num_classes=10)
+    model = build_model("convnet", (1, 28, 28), 10, neuron=LIF(), repact=True)
+    run = SimpleNamespace(config=TrainConfig(strategy="enof", teacher="runs/ann"), shape=shape, model=model,
+                          encoding="direct", input_scale=1 / 255)
+    with pytest.raises(TnaError) as err:
+        graph_of(run)
+    msg = str(err.value)
+    assert "EnOF" in msg and "RepAct" in msg and "NIR has no ReLU node" in msg and "\n" not in msg
+    assert "--strategy kd --teacher runs/ann" in msg
+    run.config = TrainConfig(neuron="relu", strategy="baseline")
+    with pytest.raises(TnaError, match="ANN .--neuron relu.: NIR has no ReLU node"):
+        graph_of(run)

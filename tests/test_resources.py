@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from deploy import targets
-from deploy.nir_graph import model_to_nir
-from deploy.resources import fit, fit_report, get_target, resources
+from deploy.graph.from_model import model_to_nir
+from deploy.report import targets
+from deploy.report.fit import fit, get_target
+from deploy.report.report import fit_report
+from deploy.report.resources import resources
 from tna.errors import TnaError
 from tna.models import build_model
 from tna.neuron import LIF

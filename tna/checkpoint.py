@@ -19,11 +19,12 @@ from pathlib import Path
 import torch
 
 from tna.errors import TnaError
+from tna.runs import CHECKPOINT as CHECKPOINT_FILE  # noqa: F401  (its old home; train.py imports it here)
+from tna.runs import temp_name
 
 FORMAT = "tna-checkpoint"
 VERSION = 2
 LEGACY = 1  # written before digests: still read (nothing to verify it by)
-CHECKPOINT_FILE = "checkpoint.pt"
 REQUIRED = ("shape", "model", "epoch")  # what every reader relies on
 
 
@@ -58,7 +59,7 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
     path = Path(path)
     body = {"format": FORMAT, "version": VERSION, **payload}
     body["digest"] = digest(body)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = temp_name(path)
     try:
         torch.save(body, tmp)
         os.replace(tmp, path)

@@ -1,9 +1,11 @@
 """`tna`: the command line. Each subcommand is a thin shell around one module.
 
-    tna train   train a spiking network with a strategy (baseline, kd, enof, tna)
-    tna eval    re-evaluate a run folder on its test set
-    tna deploy  export to NIR, run on Lava (float / fixed point), verify spike by spike
-    tna report  spikes, operations, memory, energy estimates and hardware fit of a run
+    tna train   train a spiking network with a strategy (baseline, kd, enof, tna)    tna/train.py
+    tna eval    re-evaluate a run folder on its test set                             tna/evaluate.py
+    tna deploy  export to NIR, run on Lava (float / fixed point), verify spike by spike  deploy/pipeline.py
+    tna report  spikes, operations, memory, energy estimates and hardware fit of a run  deploy/report/report.py
+
+With tna/deployed.py, this is the only module of tna/ that imports deploy/ (tests/test_imports.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from tna.config import TrainConfig, write_json_atomic
+from tna import runs
+from tna.config import TrainConfig
 from tna.errors import TnaError
 
 EXAMPLES = """examples:
@@ -140,91 +143,44 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from torch.utils.data import DataLoader
 
+    from tna.build import load_trained, make_encoder
     from tna.data import load_dataset
     from tna.evaluate import accuracy
-    from tna.run import load_trained, make_encoder
 
     run = load_trained(args.run_dir)
     cfg = run.config
-    _, test_set, _ = load_dataset(cfg.dataset, T=cfg.T, root=args.data_root or cfg.data_root, train_augment=False)
     model = run.model
-    if args.arithmetic == "loihi":  # the deployed arithmetic: Lava fixed point, emulated exactly
-        from deploy.export_nir import loihi_model
+    if args.arithmetic == "loihi":  # the deployed arithmetic: Lava fixed point, simulated exactly
+        from tna.deployed import loihi_model
 
         model = loihi_model(run, args.synapses)
+    _, test_set, _ = load_dataset(cfg.dataset, T=cfg.T, root=args.data_root or cfg.data_root, train_augment=False)
     acc = accuracy({"base": model}, DataLoader(test_set, batch_size=256), make_encoder(cfg, run.shape))["base"]
     result = {"test_accuracy": acc, "samples": len(test_set), "epoch": run.checkpoint["epoch"],
               "arithmetic": args.arithmetic}
     if args.arithmetic == "loihi":
         result["synapses"] = args.synapses or cfg.synapses
-    name = "eval.json" if args.arithmetic == "float" else f"eval-{args.arithmetic}.json"
-    if result.get("synapses") == "wide":
-        name = "eval-loihi-wide.json"
-    write_json_atomic(Path(args.run_dir) / name, result)
+    runs.write_json_atomic(Path(args.run_dir) / runs.eval_file(args.arithmetic, result.get("synapses")), result)
     print(f"{args.run_dir}: test accuracy {acc:.2%} on {len(test_set)} samples (epoch {result['epoch']}, "
           f"{args.arithmetic} arithmetic{', ' + result['synapses'] + ' synapses' if 'synapses' in result else ''})")
     return 0
 
 
-TARGETS = {"fixed": 1.0, "float": 0.9999}  # spike agreement each mode is held to by default
-
-
-LAVA_STALL_SECONDS = 120  # no CPU use by any Lava process for this long: a hung run
-
-
-def _lava_run_with_retry(lava_args: list):
-    """deploy/lava_run.py in the Lava environment; a run that hangs (lava-nc's runtime can
-    deadlock at start-up) is killed and started once more: the run is deterministic."""
-    from deploy.lava_env import LavaStalled, run_in_lava
-
-    script = Path(__file__).resolve().parents[1] / "deploy" / "lava_run.py"
-    try:
-        return run_in_lava(script, lava_args, stall=LAVA_STALL_SECONDS)
-    except LavaStalled as e:
-        print(f"warning: {e}; retrying once", file=sys.stderr, flush=True)
-        return run_in_lava(script, lava_args, stall=LAVA_STALL_SECONDS)
-
-
 def cmd_deploy(args) -> int:
-    import json
+    from deploy.pipeline import MODES, deploy
 
-    from deploy.export_nir import export
-    from deploy.verify import compare, summary
-
-    run_dir = Path(args.run_dir)
-    modes = ["float", "fixed"] if args.mode == "both" else [args.mode]
-    print(f"exporting {run_dir} to NIR with {args.samples} reference samples ...", flush=True)
-    nir_path, ref_path = export(run_dir, samples=args.samples, data_root=args.data_root, synapses=args.synapses)
-    out_dir = nir_path.parent
-    records, failed = {}, []
-    for mode in modes:
-        print(f"running Lava ({mode}) ...", flush=True)
-        lava_out = out_dir / f"lava_{mode}.h5"
-        proc = _lava_run_with_retry([str(nir_path), str(ref_path), "--mode", mode, "--out", str(lava_out),
-                                     "--samples", str(args.samples)])
-        record = compare(ref_path, lava_out, mode)
-        record["lava"] = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
-        records[mode] = record
-        write_json_atomic(out_dir / f"verification-{mode}.json", record)
-        print(summary(record))
-        target = TARGETS[mode] if args.min_agreement is None else args.min_agreement
-        if record["spike_agreement"] < target:
-            failed.append(f"{mode}: spike agreement {record['spike_agreement']:.6%} < {target:.4%}")
-    top = {"mode": args.mode, "spike_agreement": min(r["spike_agreement"] for r in records.values()),
-           "output_agreement": min(r["output_agreement"] for r in records.values()), "modes": records}
-    if len(records) == 1:
-        top = {**records[modes[0]], **top, "mode": modes[0]}
-    write_json_atomic(out_dir / "verification.json", top)
-    (out_dir / "verification.txt").write_text("\n\n".join(summary(r) for r in records.values()) + "\n")
-    print(f"wrote {out_dir / 'verification.json'}")
-    if failed:
-        print("error: below the required agreement: " + "; ".join(failed), file=sys.stderr)
+    modes = list(MODES) if args.mode == "both" else [args.mode]
+    result = deploy(args.run_dir, modes, samples=args.samples, min_agreement=args.min_agreement,
+                    data_root=args.data_root, synapses=args.synapses, log=lambda m: print(m, flush=True))
+    print(f"wrote {result.nir_path.parent / runs.VERIFICATION}")
+    if result.failed:
+        print("error: below the required agreement: " + "; ".join(result.failed), file=sys.stderr)
         return 3
     return 0
 
 
 def cmd_report(args) -> int:
-    from deploy.report import text, write
+    from deploy.report.report import text, write
 
     r, out = write(args.run_dir, samples=args.samples)
     print(text(r))

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from deploy.fixed_point import SYNAPSES
 from tna.errors import TnaError
+from tna.runs import CONFIG as CONFIG_FILE
+from tna.runs import write_json_atomic  # noqa: F401  (its old home; benchmarks import it from here)
 
-CONFIG_FILE = "config.json"
+# How fixed point stores synapses (graph metadata "synapses", read by deploy/loihi/fixed_point.py):
+# loihi = an 8-bit mantissa << one exponent per stage (what a chip holds); wide = any conv integer (Lava only)
+SYNAPSES = ("loihi", "wide")
 
 
 @dataclass
@@ -49,7 +51,7 @@ class TrainConfig:
     kd_weight: float = 0.5  # loss = (1-w) CE + w T^2 KL
     enof_temperature: float = 1.0
     enof_weight: float = 1.0  # loss = CE + w * LAF
-    alpha: float = 1e-5  # tna: weight of the logit MSE between base and twin (logits = readout averaged over T)
+    alpha: float = 1e-4  # tna: weight of the logit MSE (batchmean) between base and twin; chosen on validation (benchmarks/alpha_sweep.py)
     mse_reduction: str = "batchmean"  # tna: batchmean (sum over classes, mean over batch: the authors') | mean | sum
     twin_weights: str = "same"  # tna: same | full | ternary
     twin_width: float = 1.0  # tna: twin channel multiplier
@@ -116,14 +118,6 @@ def load_config(run_dir: str | Path) -> TrainConfig:
         return TrainConfig.from_dict(d)
     except TnaError as e:
         raise TnaError(f"{path}: {e}") from None
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON to a temp file beside `path`, then rename: readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
 
 
 CHOICES = {

@@ -9,11 +9,14 @@ Rule (Ternary Weight Networks, Li et al. 2016), applied to each output channel c
 The forward pass uses a_c * t; the backward pass treats quantisation as the identity (STE), so the
 optimiser updates the full-precision shadow weights. Scales are per output channel because a
 per-channel factor folds into that channel's threshold at deployment, leaving integer synapses.
+`QConv2d` and `QLinear` are the layers that use it (every model builds on them).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 THRESHOLD_FACTOR = 0.7
 
@@ -41,9 +44,27 @@ def ternarize(w: torch.Tensor, factor: float = THRESHOLD_FACTOR) -> torch.Tensor
     return q + (w - w.detach())  # exactly q forward (w - w is 0.0), identity gradient to w
 
 
-def _weight_layers(model: torch.nn.Module):
-    from tna.models.layers import QConv2d, QLinear  # models import this module
+class QConv2d(nn.Conv2d):
+    """Conv2d whose weight is ternary ({-a,0,+a} per output channel) when `ternary` is set."""
 
+    ternary: bool = False
+
+    def forward(self, x):
+        w = ternarize(self.weight) if self.ternary else self.weight
+        return self._conv_forward(x, w, self.bias)
+
+
+class QLinear(nn.Linear):
+    """Linear layer whose weight is ternary when `ternary` is set."""
+
+    ternary: bool = False
+
+    def forward(self, x):
+        w = ternarize(self.weight) if self.ternary else self.weight
+        return F.linear(x, w, self.bias)
+
+
+def _weight_layers(model: torch.nn.Module):
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (QConv2d, QLinear))]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,17 +20,17 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from tna import distributed
+from tna.build import Shape, build_strategy
 from tna.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
-from tna.config import TrainConfig, load_config, write_json_atomic
+from tna.config import TrainConfig, load_config
 from tna.data import load_dataset, validation
 from tna.errors import TnaError
 from tna.evaluate import accuracy
 from tna.quant import export_ternary, weight_memory
-from tna.run import Shape, build_strategy
-
-HISTORY_FILE = "epochs.jsonl"
-LOCK_FILE = ".lock"
-METRICS_FILE = "metrics.json"
+from tna.runs import HISTORY as HISTORY_FILE
+from tna.runs import LOCK as LOCK_FILE
+from tna.runs import METRICS as METRICS_FILE
+from tna.runs import write_json_atomic, write_text_atomic
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict:
@@ -241,9 +240,7 @@ def _device(name: str, dist: distributed.Dist) -> torch.device:
 
 
 def _write_history(out: Path, history: list[dict]) -> None:
-    tmp = out / f".{HISTORY_FILE}.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
-    os.replace(tmp, out / HISTORY_FILE)
+    write_text_atomic(out / HISTORY_FILE, "".join(json.dumps(r) + "\n" for r in history))
 
 
 

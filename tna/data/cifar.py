@@ -13,7 +13,7 @@ from pathlib import Path
 
 from torchvision import datasets, transforms
 
-from tna.data import DataSpec
+from tna.data.spec import DataSpec
 from tna.errors import TnaError
 
 GRID = 1 / 64  # normalised |x| <= 2.12 -> integers within +-136, inside fixed point's default +-255

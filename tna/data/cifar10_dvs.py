@@ -19,7 +19,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Subset
 
-from tna.data import DataSpec
+from tna.data.spec import DataSpec
 from tna.errors import TnaError
 
 CLASSES = tuple(tonic.datasets.CIFAR10DVS.classes)  # folder names, in label order

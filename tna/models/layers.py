@@ -14,32 +14,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from tna.neuron import LIF, lif_sequence
-from tna.quant import ternarize
+from tna.quant import QConv2d, QLinear, ternarize
+
+__all__ = ["ModelOutput", "QConv2d", "QLinear", "Fold", "Spiking", "conv_bn", "fold_conv_bn", "quantizable_layers",
+           "set_weight_precision"]
 
 
 class ModelOutput(NamedTuple):
     logits: torch.Tensor  # [B, classes]: the readout averaged over time
     features: torch.Tensor  # [T, B, F]: what enters the classifier at each step
-
-
-class QConv2d(nn.Conv2d):
-    """Conv2d whose weight is ternary ({-a,0,+a} per output channel) when `ternary` is set."""
-
-    ternary: bool = False
-
-    def forward(self, x):
-        w = ternarize(self.weight) if self.ternary else self.weight
-        return self._conv_forward(x, w, self.bias)
-
-
-class QLinear(nn.Linear):
-    """Linear layer whose weight is ternary when `ternary` is set."""
-
-    ternary: bool = False
-
-    def forward(self, x):
-        w = ternarize(self.weight) if self.ternary else self.weight
-        return F.linear(x, w, self.bias)
 
 
 def fold_conv_bn(conv: QConv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:

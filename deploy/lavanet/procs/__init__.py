@@ -1,4 +1,4 @@
-"""Custom Lava Processes and ProcessModels used by the tna mapper (deploy/nir_lava.py).
+"""Custom Lava Processes and ProcessModels used by the tna Lava network (deploy/lavanet/network.py).
 
 Lava's compiler imports every module of this package, and execs every .py file in this folder,
 when it looks for ProcessModels: keep every module here torch-free, side-effect-free at import,
@@ -8,5 +8,5 @@ and free of relative imports (see docs/lava_notes.md, "Where to put custom Proce
 - `lif.Readout`: the integrator readout (LIF dynamics, never spikes) that sends its v every step.
 - `recorder.Recorder`: a sink that keeps every received vector and writes them to an .npy file
   at its last step (reading a RingBuffer sink through Var.get moves one value per message).
-- `recorder.DelayLine`: one step of delay, the identity (aligns branches of different depth).
+- `delay.DelayLine`: one step of delay, the identity (aligns branches of different depth).
 """

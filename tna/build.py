@@ -1,4 +1,4 @@
-"""Assemble networks and strategies from a config, and load finished run folders.
+"""Config -> objects: networks, strategies, encoders; and a finished run folder -> its network.
 
 The only place that turns a `TrainConfig` into objects, so training, `tna eval`, teachers and
 export all build a run's network the same way.
@@ -6,7 +6,6 @@ export all build a run's network the same way.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -14,7 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tna.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from tna import runs
+from tna.checkpoint import load_checkpoint
 from tna.config import TrainConfig, load_config
 from tna.data.encoding import encode
 from tna.errors import TnaError
@@ -48,6 +48,23 @@ def make_encoder(cfg: TrainConfig, shape: Shape):
     return partial(encode, T=T, kind=shape.kind, method=cfg.encoding)
 
 
+def input_grid(cfg: TrainConfig, shape: Shape) -> float:
+    """The grid of what the encoder hands the first layer: x = integer * grid. Spikes (events, rate
+    code) are 0/1; a static sample lies on its dataset's grid (DataSpec.input_scale, which the
+    checkpoint's shape records)."""
+    if shape.kind == "events" or cfg.encoding == "rate":
+        return 1.0
+    if shape.input_scale is not None:
+        return float(shape.input_scale)
+    # a checkpoint from before the data recorded its grid: the rule of that time
+    return 1 / 255 if cfg.dataset.startswith("mnist5k") else 1 / 64
+
+
+def input_encoding(cfg: TrainConfig, shape: Shape) -> str:
+    """What enters the first layer: events, or the config's encoding of static samples (direct | rate)."""
+    return "events" if shape.kind == "events" else cfg.encoding
+
+
 def build_network(cfg: TrainConfig, shape: Shape, *, seed: int | None = None, width: float | None = None,
                   weights: str | None = None, **options) -> nn.Module:
     if seed is not None:
@@ -64,6 +81,16 @@ class TrainedRun:
     model: nn.Module  # the base network, eval mode
     checkpoint: dict
 
+    @property
+    def encoding(self) -> str:
+        """What enters the first layer: events | direct | rate."""
+        return input_encoding(self.config, self.shape)
+
+    @property
+    def input_scale(self) -> float:
+        """The grid of what enters the first layer (x = integer * input_scale)."""
+        return input_grid(self.config, self.shape)
+
 
 def load_trained(run_dir: str | Path) -> TrainedRun:
     """A finished (or partly trained) run's config and base network, ready for inference."""
@@ -71,14 +98,14 @@ def load_trained(run_dir: str | Path) -> TrainedRun:
     if not run_dir.is_dir():
         raise TnaError(f"run folder {run_dir} does not exist")
     cfg = load_config(run_dir)
-    ckpt = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    ckpt = load_checkpoint(run_dir / runs.CHECKPOINT)
     shape = Shape.from_dict(ckpt["shape"])
     options = STRATEGIES[cfg.strategy].model_options if cfg.strategy in STRATEGIES else {}
     model = build_network(cfg, shape, **options)
     try:
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, KeyError) as e:
-        raise TnaError(f"{run_dir / CHECKPOINT_FILE} does not match its config.json ({str(e).splitlines()[0]})") from None
+        raise TnaError(f"{run_dir / runs.CHECKPOINT} does not match its config.json ({str(e).splitlines()[0]})") from None
     return TrainedRun(cfg, shape, model.eval(), ckpt)
 
 
@@ -87,7 +114,7 @@ def load_teacher(cfg: TrainConfig, shape: Shape) -> Teacher:
         raise TnaError(f"--strategy {cfg.strategy} needs --teacher RUN_DIR: a finished run, e.g. an ANN from "
                        f"'tna train --strategy baseline --neuron relu --weights full --out RUN_DIR'")
     run = load_trained(cfg.teacher)
-    if not (Path(cfg.teacher) / "metrics.json").is_file():
+    if not runs.is_finished(cfg.teacher):
         raise TnaError(f"teacher {cfg.teacher} has not finished training (no metrics.json); finish it with --resume")
     if run.shape.num_classes != shape.num_classes or run.config.dataset != cfg.dataset:
         raise TnaError(f"teacher {cfg.teacher} was trained on {run.config.dataset} "
@@ -111,12 +138,11 @@ def build_strategy(cfg: TrainConfig, shape: Shape) -> Strategy:
                            f"{start.config.dataset}) cannot start this run's ({cfg.model}, width {cfg.width}, "
                            f"{cfg.dataset}): {detail}") from None
     if cfg.arithmetic == "loihi":
-        from deploy.export_nir import input_scale_for
-        from tna import loihi
+        from tna.deployed import train_in_loihi_arithmetic
 
-        loihi.enable(base, input_shape=shape.input_shape, T=cfg.T, dt=cfg.dt,
-                     encoding="events" if shape.kind == "events" else cfg.encoding,
-                     input_scale=input_scale_for(cfg, shape), synapses=cfg.synapses)
+        train_in_loihi_arithmetic(base, input_shape=shape.input_shape, T=cfg.T, dt=cfg.dt,
+                                  encoding=input_encoding(cfg, shape), input_scale=input_grid(cfg, shape),
+                                  synapses=cfg.synapses)
     enc = make_encoder(cfg, shape)
     if cls.name == "baseline":
         return cls(base, enc)
@@ -128,9 +154,3 @@ def build_strategy(cfg: TrainConfig, shape: Shape) -> Strategy:
     twin = build_network(cfg, shape, seed=cfg.seed + 10_000, width=cfg.twin_width, weights=twin_weights)
     return cls(base, enc, twin, cfg.alpha, cfg.mse_reduction)
 
-
-def read_metrics(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
-        raise TnaError(f"{run_dir} has no metrics.json: the run has not finished")
-    return json.loads(path.read_text())

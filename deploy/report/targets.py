@@ -1,6 +1,6 @@
 """Hardware targets as data: what each platform offers, every number with its source.
 
-No logic lives here (the resource check that uses these figures is `deploy/resources.py`).
+No logic lives here (the fit that uses these figures is `deploy/report/fit.py`).
 Each figure is a `Fig`: `value` (None = not published, or not confirmed by us), `source` (a key of
 `SOURCES`), `estimated` (True = pre-silicon, secondary source, or our own assumption, said in
 `note`) and `note`. `hardware_targets.md` is the readable version of this file.

@@ -20,7 +20,7 @@ from typing import Sequence
 
 from tna.errors import TnaError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_VAR = "TNA_LAVA_PYTHON"
 
 # stderr lines that are never the reason a Lava script failed: warnings printed by the

@@ -6,7 +6,7 @@ state against a pure-numpy re-implementation of Lava's LIF update (lava/proc/lif
 including the one-step delay of Dense. Prints one JSON line and exits 0 when everything
 matches; exits 1 with a one-line message on stderr otherwise.
 
-    .venv-lava/bin/python deploy/lava_smoke.py
+    .venv-lava/bin/python deploy/lavanet/smoke.py
     {"ok": true, "steps": 20, "spikes": {"floating_pt": 14, "fixed_pt": 15}, ...}
 
 Lava is imported inside functions only, so importing this module never needs lava.

@@ -1,5 +1,8 @@
 """A trained tna network as a NIR graph: batch-free, every node typed, batch norm folded.
 
+    graph = graph_of(run)          # a finished run (tna.build.TrainedRun), with its deployment metadata
+    graph = model_to_nir(model, input_shape, T=..., dt=..., encoding=..., input_scale=...)
+
 Node names are the torch module paths with '.' -> '_' (a LIF node is named after its `Spiking`
 module, a conv after its `Fold`), so spikes recorded in torch and in Lava meet under one name.
 
@@ -22,21 +25,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from deploy import nir_compat  # noqa: F401  (nir 1.0.8: non-square Conv2d output types)
+from deploy.graph import compat  # noqa: F401  (nir 1.0.8: non-square Conv2d output types)
+from deploy.graph.plan import FORMAT
+from deploy.graph.read import conv_len, pair
 from tna.errors import TnaError
 from tna.models.layers import Fold, QConv2d, QLinear, Spiking, fold_conv_bn
 from tna.models.resnet import BasicBlock
 from tna.quant import ternarize
 
-FORMAT, VERSION = "tna-nir", 1
+VERSION = 1
+# Why a network with a ReLU cannot be exported, said once (`deployable`, `_lif`)
+RELU_REASON = ("NIR has no ReLU node and tna maps every activation to a spiking population (Lava/Loihi LIF); "
+               "a real-valued activation would need graded, non-spiking units that no standard NIR graph expresses")
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float32)
-
-
-def _conv_out(size: int, k: int, s: int, p: int, d: int = 1) -> int:
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
 class _Builder:
@@ -64,7 +68,8 @@ def _emit_fold(b: _Builder, fold: Fold, name: str, src: str, shape: tuple):
             (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
             src = b.add(node, nir.Conv2d(input_shape=(h, wd), weight=_np(w), stride=(sh, sw), padding=(ph, pw),
                                          dilation=layer.dilation, groups=layer.groups, bias=_np(bias)), src)
-            shape = (w.shape[0], _conv_out(h, kh, sh, ph, layer.dilation[0]), _conv_out(wd, kw, sw, pw, layer.dilation[1]))
+            shape = (w.shape[0], conv_len(h, kh, sh, ph, layer.dilation[0]),
+                     conv_len(wd, kw, sw, pw, layer.dilation[1]))
             i += 2
             continue
         if isinstance(layer, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
@@ -74,9 +79,11 @@ def _emit_fold(b: _Builder, fold: Fold, name: str, src: str, shape: tuple):
                     raise TnaError(f"{node}: only global adaptive pooling (output 1x1) is exportable")
                 k, s, p = (h, wd), (h, wd), (0, 0)
             else:
-                k, s, p = (_pair(layer.kernel_size), _pair(layer.stride or layer.kernel_size), _pair(layer.padding))
+                k = pair(layer.kernel_size, "kernel_size", node)
+                s = pair(layer.stride or layer.kernel_size, "stride", node)
+                p = pair(layer.padding, "padding", node)
             src = b.add(node, nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(p)), src)
-            shape = (c, _conv_out(h, k[0], s[0], p[0]), _conv_out(wd, k[1], s[1], p[1]))
+            shape = (c, conv_len(h, k[0], s[0], p[0]), conv_len(wd, k[1], s[1], p[1]))
         elif isinstance(layer, nn.Flatten):
             src = b.add(node, nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1), src)
             shape = (int(np.prod(shape)),)
@@ -86,14 +93,10 @@ def _emit_fold(b: _Builder, fold: Fold, name: str, src: str, shape: tuple):
     return src, shape
 
 
-def _pair(v):
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-
-
 def _lif(act: Spiking, name: str, shape: tuple, b: _Builder, *sources: str) -> str:
     if act.neuron is None:
-        raise TnaError(f"{name}: a ReLU activation (EnOF's RepAct or an ANN) has no spiking NIR node; "
-                       f"deploy a model trained with LIF neurons throughout")
+        raise TnaError(f"{name} is a ReLU activation, which cannot be exported: {RELU_REASON}; "
+                       f"deploy a network trained with LIF neurons throughout")
     n = act.neuron
     full = lambda v: np.full(shape, v, dtype=np.float32)  # noqa: E731
     return b.add(name, nir.LIF(tau=full(n.tau_mem), r=full(1.0), v_leak=full(n.v_leak),
@@ -138,3 +141,29 @@ def model_to_nir(model: nn.Module, input_shape: tuple, *, T: int, dt: float, enc
 def lif_nodes(graph: nir.NIRGraph) -> list[str]:
     """Spiking layers in graph order."""
     return [name for name, node in graph.nodes.items() if isinstance(node, nir.LIF)]
+
+
+def deployable(config) -> None:
+    """Refuse, in one line that names the reason and the alternative, a run whose network has a ReLU:
+    an ANN (--neuron relu), or EnOF, whose RepAct replaces the last LIF with a ReLU."""
+    if config.neuron == "relu":
+        raise TnaError(f"this run is an ANN (--neuron relu): {RELU_REASON}; deploy a spiking run (--neuron lif)")
+    if config.strategy == "enof":
+        raise TnaError(f"this run was trained with EnOF, whose RepAct makes its last activation a ReLU: "
+                       f"{RELU_REASON}; to deploy, train the same network without RepAct, e.g. "
+                       f"'tna train --strategy kd --teacher {config.teacher or 'ANN_RUN'}' (the same teacher, "
+                       f"distilled) or '--strategy tna'")
+
+
+def graph_of(run, synapses: str | None = None) -> nir.NIRGraph:
+    """A trained run's network as a NIR graph (in memory), with everything deployment needs to know.
+
+    `run`: tna.build.TrainedRun (config, shape, model, encoding, input_scale). `synapses` (default:
+    the run's) says how fixed point stores weights (deploy/loihi/fixed_point.py)."""
+    cfg = run.config
+    deployable(cfg)
+    return model_to_nir(run.model, run.shape.input_shape, T=cfg.T, dt=cfg.dt, encoding=run.encoding,
+                        input_scale=run.input_scale,
+                        extra_metadata={"model": cfg.model, "dataset": cfg.dataset, "strategy": cfg.strategy,
+                                        "weights": cfg.weights, "num_classes": run.shape.num_classes,
+                                        "synapses": synapses or cfg.synapses})

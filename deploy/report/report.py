@@ -1,10 +1,12 @@
 """`tna report RUN_DIR`: spikes, operations, memory, energy and hardware fit of one run.
 
-Counts come from recorded spikes (deploy/accounting.py): the trained model's in its own float
-arithmetic and in the deployed fixed-point arithmetic (reference.h5, exported on demand) and,
-where `tna deploy` has run, Lava's; each deployment is shown with its difference from the
-arithmetic it is held to (fixed point against the loihi-exact model: there must be none). Energy figures are ESTIMATES under the cited models of
-deploy/energy.py. Writes RUN_DIR/report/{report.json, report.txt, spikes.png, energy.png}.
+Counts come from recorded spikes (deploy/report/accounting.py): the trained model's in its own
+float arithmetic and in the deployed fixed-point arithmetic (reference.h5, exported on demand)
+and, where `tna deploy` has run, Lava's; each deployment is shown with its difference from the
+arithmetic it is held to (fixed point against the loihi-exact model: there must be none). Energy
+figures are ESTIMATES under the cited models of deploy/report/energy.py; the hardware fit is
+deploy/report/fit.py over the resources counted once (deploy/report/resources.py). Writes
+RUN_DIR/report/{report.json, report.txt, spikes.png, energy.png}.
 """
 
 from __future__ import annotations
@@ -12,14 +14,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
 import nir
 import numpy as np
 
-from deploy import nir_compat  # noqa: F401  (nir 1.0.8: non-square Conv2d output types)
-from deploy.accounting import count
-from deploy.energy import MODELS, ann_energy_pj, describe, snn_energy_pj
-from tna.config import write_json_atomic
+from deploy import files
+from deploy.graph import compat  # noqa: F401  (nir 1.0.8: non-square Conv2d output types)
+from deploy.report.accounting import count
+from deploy.report.energy import MODELS, ann_energy_pj, describe, snn_energy_pj
+from deploy.report.fit import fit_all
+from deploy.report.resources import FEATURES
+from deploy.report.targets import TARGETS
+from tna import runs
+from tna.build import load_trained
 from tna.errors import TnaError
 from tna.quant import weight_memory
 
@@ -45,30 +51,26 @@ def _energy(totals: dict) -> dict:
 
 
 def build(run_dir: str | Path, samples: int = 16) -> dict:
-    from deploy.export_nir import export
-    from tna.run import load_trained
+    from deploy.pipeline import export
 
     run_dir = Path(run_dir)
     run = load_trained(run_dir)
-    d = run_dir / "deploy"
-    if not (d / "reference.h5").is_file() or not (d / "model.nir").is_file():
+    d = runs.deploy_dir(run_dir)
+    if not (d / runs.REFERENCE).is_file() or not (d / runs.MODEL_NIR).is_file():
         export(run_dir, samples=samples)
-    graph = nir.read(d / "model.nir")
+    graph = nir.read(d / runs.MODEL_NIR)
     analog = graph.metadata.get("encoding") == "direct"
-    with h5py.File(d / "reference.h5", "r") as f:
-        inputs = f["input"][:]
-        layers = list(f.attrs["layers"])  # network order
-        golden = {g: {k: f[f"{g}/spikes/{k}"][:] for k in layers} for g in ("float", "loihi") if g in f}
+    ref = files.read_reference(d / runs.REFERENCE)
+    inputs, layers = ref["input"], ref["layers"]  # layers in network order
     # the trained model in its own (float) arithmetic, and in the deployed fixed-point arithmetic
-    accounts = {"trained": count(graph, golden["float"], inputs, analog),
-                "trained_loihi": count(graph, golden["loihi"], inputs, analog)}
+    accounts = {"trained": count(graph, ref["float"]["spikes"], inputs, analog),
+                "trained_loihi": count(graph, ref["loihi"]["spikes"], inputs, analog)}
     for mode in ("float", "fixed"):
-        path = d / f"lava_{mode}.h5"
+        path = d / runs.lava_output(mode)
         if path.is_file():
-            with h5py.File(path, "r") as f:
-                n = int(f.attrs.get("samples", len(inputs)))
-                spikes = {k: f[f"spikes/{k}"][:n] for k in layers}
-            accounts[f"lava_{mode}"] = count(graph, spikes, inputs[:n], analog)
+            lava = files.read_lava_output(path, layers)
+            n = lava["samples"] or len(inputs)
+            accounts[f"lava_{mode}"] = count(graph, lava["spikes"], inputs[:n], analog)
     report = {
         "run_dir": str(run_dir), "model": run.config.model, "dataset": run.config.dataset,
         "strategy": run.config.strategy, "weights": run.config.weights, "T": run.config.T,
@@ -83,11 +85,9 @@ def build(run_dir: str | Path, samples: int = 16) -> dict:
         if side in accounts:
             report.setdefault("difference", {})[f"{side} - {ref}"] = {
                 k: accounts[side]["totals"][k] - accounts[ref]["totals"][k] for k in ("spikes", "synops", "neuron_updates")}
-    from deploy.resources import fit, fit_report
-    from deploy.targets import TARGETS
-
-    report["hardware_fit"] = {t.key: fit(graph, t) for t in TARGETS}
-    report["hardware_fit_table"] = fit_report(graph)
+    res, fits = fit_all(graph)  # the resources counted once, fitted on every target
+    report["hardware_fit"] = fits
+    report["hardware_fit_table"] = fit_table(res, fits)
     return report
 
 
@@ -113,7 +113,7 @@ def text(r: dict) -> str:
     m = r["memory"]["totals"]
     lines.append(f"weights: {m['weights']} -> fp32 {m['fp32_bytes']} B, ternary 2-bit {m['ternary_2bit_bytes']} B, "
                  f"base-3 packed {m['ternary_packed_bytes']} B (incl. fp32 per-channel scales)")
-    lines.append("hardware fit (deploy/targets.py, hardware_targets.md):")
+    lines.append("hardware fit (deploy/report/targets.py, hardware_targets.md):")
     for f in r["hardware_fit"].values():
         where = f"{f['cores']} cores, {f['chips']} chip(s)" if f["cores"] is not None else "host"
         verdict = (f"fits: {where}" if f["fits"] else "does not fit") + f"; binding: {f['binding']}"
@@ -169,9 +169,56 @@ def write(run_dir: str | Path, samples: int = 16) -> tuple[dict, Path]:
     if not Path(run_dir).is_dir():
         raise TnaError(f"run folder {run_dir} does not exist")
     r = build(run_dir, samples)
-    out = Path(run_dir) / "report"
+    out = Path(run_dir) / runs.REPORT
     out.mkdir(exist_ok=True)
     r["plots"] = [str(p) for p in plots(r, out)]
-    write_json_atomic(out / "report.json", json.loads(json.dumps(r, default=float)))
-    (out / "report.txt").write_text(text(r) + "\n\n" + r["hardware_fit_table"] + "\n")
+    runs.write_json_atomic(out / runs.REPORT_JSON, json.loads(json.dumps(r, default=float)))
+    runs.write_text_atomic(out / runs.REPORT_TEXT, text(r) + "\n\n" + r["hardware_fit_table"] + "\n")
     return r, out
+
+
+def _si(n) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:g}"
+
+
+def fit_report(graph) -> str:
+    """A readable table: the graph's resources per layer, then the fit on every target."""
+    return fit_table(*fit_all(graph))
+
+
+def fit_table(res: dict, fits: dict) -> str:
+    """The table of `fit_report` from counted resources and their fits (`deploy.report.fit.fit_all`)."""
+    lines = ["Resources per layer (synapses: dense = every in-bounds pair, nz = non-zero; bits = stored "
+             "non-zero weights)",
+             f"{'layer':<18} {'kind':<4} {'shape':<14} {'neurons':>8} {'syn dense':>10} {'syn nz':>10} "
+             f"{'fan-in':>7} {'fan-out':>7} {'w bits':>6} {'weight mem':>10}"]
+    for i in res["inputs"]:
+        lines.append(f"{i['name']:<18} {'in':<4} {str(i['shape']):<14} {i['neurons']:>8} {'':>10} {'':>10} "
+                     f"{'':>7} {i['fan_out']:>7}")
+    for x in res["layers"]:
+        lines.append(f"{x['name']:<18} {x['kind']:<4} {str(x['shape']):<14} {x['neurons']:>8} "
+                     f"{_si(x['synapses_dense']):>10} {_si(x['synapses_nonzero']):>10} {x['fan_in']:>7} "
+                     f"{x['fan_out']:>7} {'/'.join(map(str, x['weight_bits'])):>6} "
+                     f"{_si(x['sparse_weight_bits'] / 8) + 'B':>10}")
+    t = res["totals"]
+    lines.append(f"{'total':<18} {'':<4} {'':<14} {t['neurons']:>8} {_si(t['synapses_dense']):>10} "
+                 f"{_si(t['synapses_nonzero']):>10} {t['fan_in']:>7} {t['fan_out']:>7} {'':>6} "
+                 f"{_si(t['sparse_weight_bits'] / 8) + 'B':>10}")
+    used = [f for f in FEATURES if res["features"][f]]
+    lines += ["", f"features used: {', '.join(used)}", "",
+              f"{'target':<40} {'fits':<4} {'cores':>6} {'chips':>5}  binding constraint / unsupported"]
+    for tg in TARGETS:
+        r = fits[tg.key]
+        cores = "-" if r["cores"] is None else str(r["cores"])
+        chips = "-" if r["chips"] is None else str(r["chips"])
+        lines.append(f"{tg.name:<40} {'yes' if r['fits'] else 'no':<4} {cores:>6} {chips:>5}  {r['binding']}")
+        for u in r["unsupported"]:
+            lines.append(f"{'':<59}unsupported: {u}")
+        if r["partial"]:
+            lines.append(f"{'':<59}partial/unconfirmed: {', '.join(p.split(':')[0] for p in r['partial'])}")
+    lines += ["", "fits = the resources fit; a target also needs every feature used (see 'unsupported' and "
+                  "hardware_targets.md). Figures marked estimated in deploy/report/targets.py are not confirmed."]
+    return "\n".join(lines)

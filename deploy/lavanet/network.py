@@ -5,8 +5,10 @@
     result.spikes["lif1"]  -> uint8 [N, T, C, H, W] (torch layout, step t = the model's step t)
     result.logits          -> float64 [N, K] (or None without an integrator readout)
 
-The topology and all numbers come from `deploy/fixed_point.py` (`plan_network`, `fixed_network`);
-this module only turns them into Lava processes:
+    run_files("model.nir", "reference.h5", "fixed", "lava_fixed.h5")   # what deploy/lava_run.py does
+
+The topology and the float numbers come from `deploy/graph/plan.py` (`plan_network`), the integers
+from `deploy/loihi/fixed_point.py` (`fixed_network`); this module only turns them into Lava processes:
 
 - input: one RingBuffer source with all N samples back to back (T steps each, then L zero steps
   to flush the pipeline; graded values, `num_message_bits` 24 on the first synapse stage);
@@ -26,19 +28,18 @@ flipped (true) convolution kernel: w_lava = w[:, :, ::-1, ::-1].transpose(0, 3, 
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from deploy.fixed_point import (
-    FixedNetwork,
-    NetworkPlan,
-    fixed_network,
-    plan_network,
-)
+from deploy import files
+from deploy.graph.plan import NetworkPlan, plan_network
+from deploy.loihi.fixed_point import FixedNetwork, fixed_network
 from tna.errors import TnaError
+from tna.runs import atomic_path
 
 MODES = {"float": "floating_pt", "fixed": "fixed_pt"}
 GRADED_BITS = 24
@@ -50,12 +51,20 @@ def lava_shape(shape: tuple) -> tuple:
 
 
 def to_lava(a: np.ndarray, shape: tuple) -> np.ndarray:
+    """A per-neuron parameter of torch shape (C, H, W) -> Lava (W, H, C) (broadcast first; 1-D unchanged)."""
     a = np.broadcast_to(np.asarray(a), shape)
     return np.ascontiguousarray(a.transpose(2, 1, 0)) if len(shape) == 3 else np.array(a)
 
 
+def frames_to_lava(a: np.ndarray) -> np.ndarray:
+    """Frames [n, C, H, W] -> [n, W, H, C] (1-D unchanged)."""
+    if a.ndim == 4:
+        return np.ascontiguousarray(a.transpose(0, 3, 2, 1))
+    return a
+
+
 def from_lava(a: np.ndarray, n_lead: int) -> np.ndarray:
-    """[..lead.., W, H, C] -> [..lead.., C, H, W]."""
+    """[..lead.., W, H, C] -> [..lead.., C, H, W] (1-D unchanged)."""
     if a.ndim - n_lead == 3:
         return np.ascontiguousarray(np.moveaxis(a, [n_lead, n_lead + 2], [n_lead + 2, n_lead]))
     return a
@@ -121,15 +130,15 @@ class LavaNetwork:
             x = xi.astype(np.int64)
         flat = x.reshape((self.N * self.T,) + tuple(plan.input_shape))
         flat = np.concatenate([flat, np.zeros((self.L,) + flat.shape[1:], flat.dtype)])
-        lav = from_lava_inverse(flat)  # [steps, *lava_shape]
+        lav = frames_to_lava(flat)  # [steps, *lava_shape]
         return np.ascontiguousarray(np.moveaxis(lav, 0, -1))  # Lava: time last
 
     # -- processes -----------------------------------------------------------------------------------
     def _build(self, data: np.ndarray):
         from lava.proc.io.source import RingBuffer as Source
 
-        from deploy.lava_procs.lif import Readout, VthLIF
-        from deploy.lava_procs.recorder import Recorder
+        from deploy.lavanet.procs.lif import Readout, VthLIF
+        from deploy.lavanet.procs.recorder import Recorder
 
         plan, fixed, T = self.plan, self.fixed, self.T
         self.source = Source(data=data)
@@ -176,7 +185,7 @@ class LavaNetwork:
         self._first = self.source
 
     def _delay(self, port, shape):
-        from deploy.lava_procs.recorder import DelayLine
+        from deploy.lavanet.procs.delay import DelayLine
 
         d = DelayLine(shape=lava_shape(shape))
         port.connect(d.s_in)
@@ -268,15 +277,35 @@ class LavaNetwork:
         return LavaResult(spikes, logits, compile_s, run_s, self.steps, lat)
 
 
-def from_lava_inverse(a: np.ndarray) -> np.ndarray:
-    """[n, C, H, W] -> [n, W, H, C] (1-D unchanged)."""
-    if a.ndim == 4:
-        return np.ascontiguousarray(a.transpose(0, 3, 2, 1))
-    return a
-
-
 def build(graph, mode: str, inputs: np.ndarray, *, record_dir, progress: bool = False) -> LavaNetwork:
     """The Lava network for a NIR graph (nir.NIRGraph or a NetworkPlan) in mode float|fixed."""
     plan = graph if isinstance(graph, NetworkPlan) else plan_network(graph)
     fixed = fixed_network(plan) if mode == "fixed" else None
     return LavaNetwork(plan, mode, inputs, record_dir, fixed, progress)
+
+
+def run_files(model: str | Path, reference: str | Path, mode: str, out: str | Path, samples: int | None = None,
+              progress: bool = True) -> dict:
+    """Run a model.nir on the first `samples` inputs of a reference.h5 and write Lava's spikes and
+    logits to `out` (deploy/files.py). Returns the summary (the output's attrs, latency, path)."""
+    if mode not in MODES:
+        raise TnaError(f"unknown mode '{mode}'; use float or fixed")
+    if samples is not None and samples < 1:
+        raise TnaError(f"--samples must be at least 1, got {samples}")
+    graph = files.read_graph(model)
+    x = files.read_inputs(reference, samples)
+    with tempfile.TemporaryDirectory(prefix="tna-lava-") as rec_dir:
+        net = build(graph, mode, x, record_dir=rec_dir, progress=progress)
+        if progress:
+            print(f"lava {mode}: {len(net.plan.populations)} populations, {x.shape[0]} samples x {net.T} steps "
+                  f"+ {net.L} pipeline steps", file=sys.stderr, flush=True)
+        result = net.run()
+    n = x.shape[0]
+    attrs = {"mode": mode, "samples": n, "steps": result.steps, "compile_seconds": round(result.compile_seconds, 4),
+             "run_seconds": round(result.run_seconds, 4),
+             "seconds_per_sample": round(result.run_seconds / max(n, 1), 5), "latency": result.latency}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        files.write_lava_output(tmp, result.spikes, result.logits, attrs)
+    return {**attrs, "out": str(out)}

@@ -33,10 +33,10 @@ class EnergyModel:
 HOROWITZ_45NM = EnergyModel(
     name="horowitz45nm", source="Horowitz, ISSCC 2014 (45 nm, 32-bit float)", pre_silicon=False,
     pj_per_ac=0.9, pj_per_mac=4.6)
-LOIHI1 = EnergyModel(
+LOIHI1_ENERGY = EnergyModel(
     name="loihi1", source="Davies et al., IEEE Micro 2018, Table 1 (pre-silicon, 14 nm)", pre_silicon=True,
     pj_per_synop=23.6, pj_per_update_inactive=52.0, pj_per_update_active=81.0, pj_per_spike_routed=1.7)
-MODELS = {m.name: m for m in (HOROWITZ_45NM, LOIHI1)}
+MODELS = {m.name: m for m in (HOROWITZ_45NM, LOIHI1_ENERGY)}
 
 
 def snn_energy_pj(counts: dict, model: EnergyModel) -> float:

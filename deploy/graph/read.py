@@ -1,0 +1,348 @@
+"""THE reader of NIR graphs: nodes, edges, order, shapes, and what each node type means.
+
+Everything in deploy/ that walks a graph starts here: the Lava/Loihi plan (`deploy/graph/plan.py`),
+the resource check (`deploy/report/resources.py`) and the operation counts
+(`deploy/report/accounting.py`). numpy only; nodes are recognised by their class name, so this
+module imports neither nir nor torch and runs in both environments.
+
+    g = read(graph)                 # graph: nir.NIRGraph (duck-typed: .nodes, .edges, .metadata)
+    g.nodes[name]                   # Node, in topological order: kind, shape (batch-free), geometry
+    g.populations                   # neuron populations, in order
+    g.links[population]             # Links into it: source -> [pooling/flatten] -> [one weighted node]
+
+What the node types mean (shapes are batch-free, torch layout (C, H, W) or (F,)):
+
+| kind | role | meaning here |
+|---|---|---|
+| Input | input | shape = its input_type |
+| Output | output | shape = its source's |
+| LIF, CubaLIF, IF, LI, CubaLI, I | population | neurons; shape = their parameter arrays' (I: the readout integrator) |
+| Conv2d | weighted | cross-correlation (torch), `weight` [O, C/groups, kh, kw]; padding: numeric, 'valid', symmetric 'same' |
+| Affine / Linear | weighted | y = W x (+ b) on a 1-D input |
+| AvgPool2d / SumPool2d | pass | a window sum, divided by kh*kw (Avg, zero padding counted) or not (Sum) |
+| Flatten | pass | start_dim..end_dim of the batch-free shape into one axis |
+
+A link (the synapses between two populations) is a chain of pass nodes and at most one weighted
+node, which comes last: a population sums its links; anything else raises TnaError naming the node.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tna.errors import TnaError
+
+POPULATIONS = {"LIF": "tau", "CubaLIF": "tau_mem", "IF": "r", "LI": "tau", "CubaLI": "tau_mem", "I": "r"}
+WEIGHTED = ("Conv2d", "Affine", "Linear")
+POOLS = ("AvgPool2d", "SumPool2d")
+PASS = ("Flatten",) + POOLS
+KINDS = ("Input", "Output") + tuple(POPULATIONS) + WEIGHTED + PASS
+TERNARY_RTOL = 1e-6  # non-zero weights of a ternary channel agree in magnitude to this relative tolerance
+
+
+# ---- small readers ----------------------------------------------------------------------------------
+def kind_of(node) -> str:
+    return type(node).__name__
+
+
+def meta_value(v):
+    """An HDF5-read metadata value as a plain Python value (bytes -> str, 0-d arrays -> scalars)."""
+    if isinstance(v, bytes):
+        return v.decode("utf8")
+    if isinstance(v, np.ndarray) and v.shape == ():
+        v = v[()]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def pair(v, what: str, name: str) -> tuple[int, int]:
+    """A 2-D parameter (stride, padding, kernel size, ...): one value for both axes, or two."""
+    a = np.atleast_1d(np.asarray(v)).astype(np.int64).ravel().tolist()
+    if len(a) == 1:
+        a = a * 2
+    if len(a) != 2:
+        raise TnaError(f"NIR node {name}: {what} {v!r} is not a pair of integers; export 2-D values")
+    return int(a[0]), int(a[1])
+
+
+def conv_len(n: int, k: int, s: int, p: int, d: int = 1) -> int:
+    """Output length of a window of size k, stride s, padding p, dilation d over n inputs."""
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def ternary_channels(weight: np.ndarray, rtol: float = TERNARY_RTOL) -> np.ndarray:
+    """Per output channel (row of the weight): all non-zero weights share one magnitude, i.e. the
+    channel is codes {-1, 0, +1} times one scale. An all-zero channel counts as ternary."""
+    w = np.abs(np.asarray(weight, dtype=np.float64)).reshape(len(weight), -1)
+    m = w.max(axis=1, keepdims=True) if w.size else np.zeros((len(w), 1))
+    return np.all((w == 0) | (np.abs(w - m) <= rtol * m), axis=1)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A sliding window: a convolution's or a pooling's geometry (2-D)."""
+
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple = (1, 1)
+    groups: int = 1
+
+    def out_hw(self, h: int, w: int) -> tuple[int, int]:
+        return (conv_len(h, self.kernel[0], self.stride[0], self.padding[0], self.dilation[0]),
+                conv_len(w, self.kernel[1], self.stride[1], self.padding[1], self.dilation[1]))
+
+    @property
+    def area(self) -> int:
+        return self.kernel[0] * self.kernel[1]
+
+
+@dataclass
+class Node:
+    """One NIR node as tna reads it. `shape` is its output's batch-free shape, `in_shape` its input's."""
+
+    name: str
+    kind: str
+    node: object                         # the nir node itself
+    shape: tuple
+    in_shape: tuple | None = None
+    window: Window | None = None         # Conv2d, AvgPool2d, SumPool2d
+    weight: np.ndarray | None = None     # weighted nodes: float64 (Conv2d [O, C/g, kh, kw], Affine [O, I])
+    bias: np.ndarray | None = None       # weighted nodes: per output channel (None: no bias, or all zero)
+    divisor: int = 1                     # pooling: kh*kw (AvgPool2d) or 1 (SumPool2d)
+
+    @property
+    def role(self) -> str:
+        if self.kind in POPULATIONS:
+            return "population"
+        if self.kind in WEIGHTED:
+            return "weighted"
+        return {"Input": "input", "Output": "output"}.get(self.kind, "pass")
+
+
+@dataclass
+class Link:
+    """The synapses from one population (or the input) into another: pass nodes, then at most one
+    weighted node, in signal order. An empty path is the identity (e.g. a residual shortcut)."""
+
+    source: str
+    target: str
+    path: tuple                          # of Node
+
+    @property
+    def weighted(self) -> Node | None:
+        return self.path[-1] if self.path and self.path[-1].role == "weighted" else None
+
+    @property
+    def passes(self) -> tuple:
+        """The pooling/flatten nodes before the weighted node (or all of them)."""
+        return self.path[:-1] if self.weighted is not None else self.path
+
+    @property
+    def pools(self) -> tuple:
+        return tuple(n for n in self.passes if n.kind in POOLS)
+
+    @property
+    def names(self) -> tuple:
+        return tuple(n.name for n in self.path)
+
+
+@dataclass
+class Graph:
+    nodes: dict                          # name -> Node, in topological order
+    preds: dict                          # name -> [source names], in edge order
+    succs: dict
+    inputs: list
+    outputs: list
+    metadata: dict = field(default_factory=dict)
+    links: dict = field(default_factory=dict)  # population -> [Link], in edge order
+
+    @property
+    def populations(self) -> list:
+        return [n for n, node in self.nodes.items() if node.role == "population"]
+
+    def shape(self, name: str) -> tuple:
+        return self.nodes[name].shape
+
+
+# ---- the reader -------------------------------------------------------------------------------------
+def topological_order(nodes, preds: dict, succs: dict) -> list:
+    """Kahn's algorithm; a cycle (a recurrent connection) is a user error: tna reads feed-forward graphs."""
+    indeg = {n: len(preds[n]) for n in nodes}
+    order, ready = [], [n for n in nodes if indeg[n] == 0]
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for t in succs[n]:
+            indeg[t] -= 1
+            if indeg[t] == 0:
+                ready.append(t)
+    if len(order) != len(nodes):
+        raise TnaError("the graph has a cycle (recurrent connections); tna maps feed-forward graphs only")
+    return order
+
+
+def read(graph) -> Graph:
+    """Read a NIR graph: order, shapes, geometry, links. Raises TnaError naming the node for a node
+    type tna does not read or an inconsistent graph."""
+    raw = dict(graph.nodes)
+    meta = {k: meta_value(v) for k, v in dict(getattr(graph, "metadata", {}) or {}).items()}
+    for name, node in raw.items():
+        if kind_of(node) not in KINDS:
+            raise TnaError(f"NIR node {name}: nir.{kind_of(node)} is not read by tna (it reads: {', '.join(KINDS)})")
+    preds = {n: [] for n in raw}
+    succs = {n: [] for n in raw}
+    for s, t in graph.edges:
+        s, t = meta_value(s), meta_value(t)
+        if s not in raw or t not in raw:
+            raise TnaError(f"NIR edge {s} -> {t} names a node that is not in the graph; the file is corrupt")
+        preds[t].append(s)
+        succs[s].append(t)
+    inputs = [n for n, node in raw.items() if kind_of(node) == "Input"]
+    if not inputs:
+        raise TnaError("the graph has no nir.Input node; export it with deploy/export_nir.py")
+    nodes: dict[str, Node] = {}
+    for n in topological_order(raw, preds, succs):
+        nodes[n] = _node(n, raw[n], [nodes[p].shape for p in preds[n]])
+    g = Graph(nodes, preds, succs, inputs, [n for n, node in raw.items() if kind_of(node) == "Output"], meta)
+    for p in g.populations:
+        g.links[p] = [_link(g, first, p) for first in preds[p]]
+    return g
+
+
+def _node(n: str, node, ins: list) -> Node:
+    """The node's meaning: its geometry and output shape, from its input shapes `ins`."""
+    k = kind_of(node)
+    if k == "Input":
+        return Node(n, k, node, tuple(int(x) for x in np.asarray(next(iter(node.input_type.values()))).ravel()))
+    if not ins:
+        raise TnaError(f"NIR node {n}: no input edge; the graph is disconnected")
+    if k not in POPULATIONS and len(ins) != 1:
+        raise TnaError(f"NIR node {n}: {k} with {len(ins)} input edges; only neurons may sum several inputs")
+    if any(s != ins[0] for s in ins):
+        raise TnaError(f"NIR node {n}: input shapes differ ({ins}); the graph is inconsistent")
+    shp = ins[0]
+    if k == "Conv2d":
+        w = np.asarray(node.weight, dtype=np.float64)
+        if w.ndim != 4 or len(shp) != 3:
+            raise TnaError(f"NIR node {n}: Conv2d needs a 4-D weight and a (C, H, W) input, got {w.shape} and {shp}")
+        groups = int(np.asarray(node.groups).ravel()[0]) if node.groups is not None else 1
+        if shp[0] != w.shape[1] * groups:
+            raise TnaError(f"NIR node {n}: Conv2d expects {w.shape[1] * groups} input channels, gets {shp[0]}")
+        kh, kw = w.shape[2:]
+        st, dil = pair(node.stride, "stride", n), pair(node.dilation, "dilation", n)
+        win = Window((int(kh), int(kw)), st, _padding(node.padding, (kh, kw), st, dil, n), dil, groups)
+        ho, wo = win.out_hw(shp[1], shp[2])
+        if ho < 1 or wo < 1:
+            raise TnaError(f"NIR node {n}: Conv2d output would be empty for input {shp}")
+        return Node(n, k, node, (int(w.shape[0]), ho, wo), shp, win, w, _bias(node, w.shape[0]))
+    if k in ("Affine", "Linear"):
+        w = np.asarray(node.weight, dtype=np.float64)
+        if len(shp) != 1 or w.ndim != 2 or w.shape[1] != shp[0]:
+            raise TnaError(f"NIR node {n}: {k} weight {w.shape} does not fit its input {shp} "
+                           "(a (C, H, W) input needs a Flatten first)")
+        return Node(n, k, node, (int(w.shape[0]),), shp, None, w, _bias(node, w.shape[0]) if k == "Affine" else None)
+    if k == "Flatten":
+        start, end = int(node.start_dim), int(node.end_dim)
+        start, end = start % len(shp), end % len(shp)
+        out = shp[:start] + (int(np.prod(shp[start:end + 1])),) + shp[end + 1:]
+        return Node(n, k, node, out, shp)
+    if k in POOLS:
+        if len(shp) != 3:
+            raise TnaError(f"NIR node {n}: {k} needs a (C, H, W) input, got {shp}")
+        win = Window(pair(node.kernel_size, "kernel_size", n), pair(node.stride, "stride", n),
+                     pair(node.padding, "padding", n))
+        return Node(n, k, node, (shp[0],) + win.out_hw(shp[1], shp[2]), shp, win,
+                    divisor=win.area if k == "AvgPool2d" else 1)
+    if k in POPULATIONS:
+        own = tuple(int(x) for x in np.shape(getattr(node, POPULATIONS[k])))
+        if own and own != shp:
+            raise TnaError(f"NIR node {n}: {k} has shape {own} but receives {shp}")
+        return Node(n, k, node, shp, shp)
+    return Node(n, k, node, shp, shp)  # Output
+
+
+def _padding(pad, kernel, stride, dil, name) -> tuple:
+    """Numeric padding, or 'valid', or 'same' where it is symmetric (stride 1, odd dilated kernel)."""
+    if isinstance(pad, (str, bytes)):
+        pad = meta_value(pad)
+        kh, kw = kernel
+        if pad == "valid":
+            return 0, 0
+        if pad == "same" and stride == (1, 1) and (dil[0] * (kh - 1)) % 2 == 0 and (dil[1] * (kw - 1)) % 2 == 0:
+            return dil[0] * (kh - 1) // 2, dil[1] * (kw - 1) // 2
+        raise TnaError(f"NIR node {name}: padding {pad!r} is not symmetric here; export explicit padding")
+    return pair(pad, "padding", name)
+
+
+def _bias(node, n_out: int) -> np.ndarray | None:
+    b = getattr(node, "bias", None)
+    if b is None:
+        return None
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if b.size == 1 and n_out != 1:
+        b = np.full(n_out, float(b[0]))
+    return b if np.any(b != 0) else None
+
+
+def _link(g: Graph, first: str, target: str) -> Link:
+    """Walk back from `target` through pass nodes and one weighted node to a population or the input."""
+    path, n = [], first
+    while g.nodes[n].role not in ("population", "input"):
+        if g.nodes[n].role == "output":
+            raise TnaError(f"NIR node {n}: an Output node cannot feed {target}")
+        path.append(g.nodes[n])
+        n = g.preds[n][0]  # exactly one: checked by _node
+    path.reverse()
+    weighted = [p.name for p in path if p.role == "weighted"]
+    if len(weighted) > 1:
+        raise TnaError(f"NIR nodes {weighted[0]} -> {weighted[1]}: two synaptic layers in a row into {target}; "
+                       "put a LIF between them")
+    if weighted and path[-1].name != weighted[0]:
+        raise TnaError(f"NIR node {path[-1].name}: {path[-1].kind} between synaptic layer {weighted[0]} and "
+                       f"neuron {target} is not supported; pool before the synaptic layer")
+    return Link(n, target, tuple(path))
+
+
+# ---- what a link computes -----------------------------------------------------------------------------
+def pool_matrix_fold(w: np.ndarray, in_shape: tuple, pool: Node) -> np.ndarray:
+    """W [O, C*Hp*Wp] acting after a pooling -> the same map on the pooling's input [O, C*H*W]
+    (each pooled weight spread over its window, divided by the pooling's divisor)."""
+    c, h, wd = in_shape
+    (kh, kw), (sh, sw), (ph, pw) = pool.window.kernel, pool.window.stride, pool.window.padding
+    hp, wp = pool.window.out_hw(h, wd)
+    o = w.shape[0]
+    w4 = w.reshape(o, c, hp, wp).astype(np.float64) / pool.divisor
+    out = np.zeros((o, c, h, wd))
+    for i in range(hp):
+        for j in range(wp):
+            for a in range(kh):
+                y = i * sh - ph + a
+                if not 0 <= y < h:
+                    continue
+                for b in range(kw):
+                    x = j * sw - pw + b
+                    if 0 <= x < wd:
+                        out[:, :, y, x] += w4[:, :, i, j]
+    return out.reshape(o, -1)
+
+
+def dense_matrix(g: Graph, link: Link) -> np.ndarray:
+    """An Affine/Linear link as one matrix on its source's activity [O, prod(source shape)]: the
+    poolings before it folded in (Flatten is torch's C order, so it changes nothing)."""
+    w = link.weighted.weight
+    for p in reversed(link.pools):  # last pooling first
+        w = pool_matrix_fold(w, p.in_shape, p)
+    if w.shape[1] != int(np.prod(g.shape(link.source))):
+        raise TnaError(f"NIR node {link.weighted.name}: its weight takes {w.shape[1]} inputs but its source "
+                       f"{link.source} has {int(np.prod(g.shape(link.source)))}")
+    return w
+
+
+def pooled_area(link: Link) -> int:
+    """How many source values one value after the link's poolings sums (for value ranges)."""
+    return math.prod(p.window.area for p in link.pools) if link.pools else 1
