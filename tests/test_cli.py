@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from tna.build import load_trained
+from tna.config import TrainConfig
 
 TINY = ["--train-samples", "1024", "--width", "0.5", "-T", "4", "--batch-size", "32"]
 
@@ -39,7 +40,7 @@ def test_train_writes_a_complete_run_folder_and_eval_reproduces_it(tmp_path):
     assert m["weight_memory"]["compression"] > 10
     assert len((run / "epochs.jsonl").read_text().splitlines()) == 2
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["alpha"] == 1e-5 and cfg["train_samples"] == 1024 and cfg["resolved"]["num_classes"] == 10
+    assert cfg["alpha"] == TrainConfig().alpha and cfg["train_samples"] == 1024 and cfg["resolved"]["num_classes"] == 10
     assert cfg["mse_reduction"] == "batchmean" and cfg["val_fraction"] == 0.1
 
     # the coupling is visible: every epoch row has the loss parts and the matching term's share

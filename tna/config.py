@@ -51,7 +51,7 @@ class TrainConfig:
     kd_weight: float = 0.5  # loss = (1-w) CE + w T^2 KL
     enof_temperature: float = 1.0
     enof_weight: float = 1.0  # loss = CE + w * LAF
-    alpha: float = 1e-5  # tna: weight of the logit MSE between base and twin (logits = readout averaged over T)
+    alpha: float = 1e-4  # tna: weight of the logit MSE (batchmean) between base and twin; chosen on validation (benchmarks/alpha_sweep.py)
     mse_reduction: str = "batchmean"  # tna: batchmean (sum over classes, mean over batch: the authors') | mean | sum
     twin_weights: str = "same"  # tna: same | full | ternary
     twin_width: float = 1.0  # tna: twin channel multiplier
