@@ -10,7 +10,9 @@ excluded). The torch figures are wall time over the same N samples in one batch;
 "compile" is what is done once, like Lava's compile: building the integer network (the mapping)
 and a first run on 2 samples (torch allocates its convolution kernels then). The last
 line is the ratio of Lava fixed_pt to the torch simulator, and whether their spikes are
-bit-identical. Threads: torch uses what OMP_NUM_THREADS allows.
+bit-identical. Torch runs on `--threads` threads (default 1: the conservative, reproducible figure;
+on a machine whose cores are busy with other work, several OpenMP threads stall each other and
+every torch figure here, the float reference too, becomes many times slower and erratic).
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--samples", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
     nir_path, ref_path = export(args.run_dir, samples=args.samples)
     graph = nir.read(nir_path)
     with h5py.File(ref_path) as f:
