@@ -4,23 +4,35 @@ nir only (both environments).
 model.nir: `nir.write` / `read_graph` (nir.read, type-checked, with one-line errors).
 The writers below write exactly where they are told; callers write to `tna.runs.atomic_path`s.
 
+Every file here carries a SHA-256 content digest in its root attribute `tna_digest` (`seal`, the
+last step of every writer; `write_graph` for model.nir), computed over every group's and dataset's
+name, attrs, dtype, shape and bytes in name order (`content_digest`). Every reader checks it
+(`check_digest`, via `open_h5`/`read_graph`/`read_inputs`): a flipped byte or a changed value is
+refused in one line, never run. The graph's values are checked by the one reader
+(deploy/graph/read.py: finite, thresholds and time constants positive), the inputs here (numbers,
+finite, at least one sample).
+
 reference.h5 (written by the export, deploy/pipeline.py):
     input                 float32 [N, T, *input_shape]   N test inputs exactly as they enter the network
     labels, indices       [N]                            their labels and test-set indices
     <golden>/logits       float64 [N, K]                 golden = float (the trained model) | loihi (its
     <golden>/spikes/<lif> uint8 [N, T, *shape]           fixed-point arithmetic, deploy/loihi/simulate.py)
-    attrs                 run_dir, T, dt, layers (spiking layers in network order), model, dataset
+    attrs                 run_dir, T, dt, layers (spiking layers in network order), model, dataset,
+                          samples, model_digest, checkpoint_sha256 (the checkpoint.pt it came from), written
 
 lava_<mode>.h5 (written by deploy/lava_run.py in the Lava environment):
     spikes/<lif>          uint8 [N, T, *shape]           torch (C, H, W) layout, index t = the model's step t
     logits                float64 [N, K]                 float: the readout's v; fixed: integer v / its scale
     attrs                 mode, samples, compile_seconds, run_seconds, seconds_per_sample, steps,
-                          latency (JSON: population -> Lava steps)
+                          latency (JSON: population -> Lava steps), written, reference_digest and
+                          model_digest (the files it was run on: `tna report` refuses a stale one)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import h5py
@@ -29,6 +41,87 @@ import numpy as np
 from tna.errors import TnaError
 
 GOLDEN = ("float", "loihi")
+DIGEST = "tna_digest"  # root attribute of every file deploy writes: SHA-256 of the rest of its content
+
+
+# ---- content digests: every file deploy writes carries one, every reader checks it -------------------
+def _feed(h, value) -> None:
+    a = np.asarray(value)
+    if a.dtype.kind in "OSUV":  # strings (fixed or variable length), opaque: as text
+        items = [x.decode("utf8", "replace") if isinstance(x, bytes) else str(x) for x in a.ravel().tolist()]
+        h.update(json.dumps([list(a.shape), items]).encode())
+    else:
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+
+
+def content_digest(f: h5py.File) -> str:
+    """SHA-256 over every group's and dataset's name, attrs (sorted), dtype, shape and bytes, in name
+    order; the root's DIGEST attribute itself is left out."""
+    h = hashlib.sha256()
+    names = []
+    f.visit(names.append)
+    for name in [""] + sorted(names):
+        obj = f[name] if name else f
+        h.update(f"N{name};".encode())
+        for k in sorted(obj.attrs):
+            if name == "" and k == DIGEST:
+                continue
+            h.update(f"A{k};".encode())
+            _feed(h, obj.attrs[k])
+        if isinstance(obj, h5py.Dataset):
+            h.update(b"D")
+            _feed(h, obj[()])
+    return h.hexdigest()
+
+
+def seal(path: str | Path) -> str:
+    """Record the file's content digest in it (call last, after everything is written)."""
+    with h5py.File(path, "a") as f:
+        d = content_digest(f)
+        f.attrs[DIGEST] = d
+    return d
+
+
+def check_digest(f: h5py.File, path, what: str) -> str:
+    """The file's digest, after checking that its content matches it (one-line TnaError if not)."""
+    try:
+        stored = f.attrs.get(DIGEST)
+    except Exception:  # noqa: BLE001 - damaged attribute storage
+        raise TnaError(f"{path} is corrupt: its content does not match the digest written with it; "
+                       "export it again") from None
+    stored = stored.decode() if isinstance(stored, bytes) else stored
+    if stored is None:
+        raise TnaError(f"{path} has no content digest ({what} written by an older tna or another tool); "
+                       "export it again")
+    try:
+        actual = content_digest(f)
+    except Exception:  # noqa: BLE001 - damaged HDF5 structure or compressed data
+        actual = None
+    if actual != stored:
+        raise TnaError(f"{path} is corrupt: its content does not match the digest written with it; export it again")
+    return str(stored)
+
+
+def file_digest(path: str | Path, what: str = "file") -> str:
+    with open_h5(path, what) as f:
+        return str(f.attrs[DIGEST])
+
+
+def write_graph(path: str | Path, graph) -> str:
+    """nir.write, then seal: the model.nir a reader can check. Returns its digest."""
+    import nir
+
+    nir.write(path, graph)
+    return seal(path)
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    a, b = Path(a), Path(b)
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def read_graph(path: str | Path):
@@ -51,6 +144,20 @@ def read_graph(path: str | Path):
         raise TnaError(f"{path} is an HDF5 file but not a NIR graph (no 'node'/'version'); pass the model.nir "
                        "from the export")
     try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get(DIGEST) is None:
+                fmt = f.get("node/metadata/format", f.get("metadata/format"))
+                fmt = meta_value(fmt[()]) if isinstance(fmt, h5py.Dataset) else None
+                if fmt != FORMAT:
+                    raise TnaError(f"{path} is a NIR graph but not a tna export (metadata format={fmt!r}); "
+                                   "export it with deploy/export_nir.py")
+            check_digest(f, path, "NIR graph")
+    except TnaError:
+        raise
+    except Exception:  # noqa: BLE001 - damaged HDF5 structure
+        raise TnaError(f"{path} is corrupt: its content does not match the digest written with it; "
+                       "export it again") from None
+    try:
         graph = nir.read(path)
     except Exception as e:  # noqa: BLE001 - nir raises many types on foreign content
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -60,6 +167,9 @@ def read_graph(path: str | Path):
     if fmt != FORMAT:
         raise TnaError(f"{path} is a NIR graph but not a tna export (metadata format={fmt!r}); "
                        "export it with deploy/export_nir.py")
+    from deploy.graph.read import read
+
+    read(graph)  # every value finite and possible, the structure consistent: one-line errors here
     return graph
 
 
@@ -76,13 +186,21 @@ def write_reference(path: Path, inputs: np.ndarray, labels: np.ndarray, indices:
             g.create_dataset("logits", data=np.asarray(logits, np.float64))
             for name in layers:
                 g.create_dataset(f"spikes/{name}", data=np.asarray(spikes[name], np.uint8), compression="gzip")
+    seal(path)
 
 
 def open_h5(path: str | Path, what: str) -> h5py.File:
+    """Open a file deploy wrote, its content digest checked (one-line TnaError if missing or damaged)."""
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except (OSError, FileNotFoundError):
         raise TnaError(f"{path} is missing or not an HDF5 file ({what}); run the export/deploy again") from None
+    try:
+        check_digest(f, path, what)
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def read_inputs(path: str | Path, samples: int | None = None) -> np.ndarray:
@@ -95,20 +213,35 @@ def read_inputs(path: str | Path, samples: int | None = None) -> np.ndarray:
     except OSError:
         raise TnaError(f"{path} is not an HDF5 file; pass the reference.h5 written by deploy/export_nir.py") from None
     with f:
-        if "input" not in f or not isinstance(f["input"], h5py.Dataset):
+        try:
+            has_input = "input" in f and isinstance(f["input"], h5py.Dataset)
+        except Exception:  # noqa: BLE001 - damaged HDF5 structure
+            has_input = True  # let the digest check say what is wrong
+        check_digest(f, path, "reference") if has_input else None
+        if not has_input:
             raise TnaError(f"{path} has no 'input' dataset; pass the reference.h5 written by deploy/export_nir.py")
         ds = f["input"]
         if ds.ndim < 3:
             raise TnaError(f"{path}: 'input' has shape {ds.shape}, expected [N, T, *input_shape]")
+        if ds.dtype.kind not in "biuf":
+            raise TnaError(f"{path}: 'input' has dtype {ds.dtype}, not numbers; export it again")
+        if ds.shape[0] < 1 or 0 in ds.shape:
+            raise TnaError(f"{path}: 'input' holds no samples (shape {ds.shape}); export it with --samples 1 or more")
         n = ds.shape[0] if samples is None else min(samples, ds.shape[0])
-        return np.asarray(ds[:n], dtype=np.float32)
+        x = np.asarray(ds[:n], dtype=np.float32)
+        if not np.all(np.isfinite(x)):
+            raise TnaError(f"{path}: 'input' holds NaN or infinite values; export it again")
+        return x
 
 
 def read_reference(path: str | Path) -> dict:
     """Everything in a reference.h5: input, labels, layers, and per golden group its spikes and logits."""
     with open_h5(path, "reference") as f:
         layers = [str(x) for x in f.attrs["layers"]]
-        out = {"input": f["input"][:], "labels": f["labels"][:], "layers": layers}
+        out = {"input": f["input"][:], "labels": f["labels"][:], "layers": layers, "digest": str(f.attrs[DIGEST]),
+               "attrs": dict(f.attrs)}
+        if out["input"].dtype.kind not in "biuf" or not len(out["input"]) or not np.all(np.isfinite(out["input"])):
+            raise TnaError(f"{path}: 'input' is empty, not numbers, or not finite; export it again")
         for g in GOLDEN:
             if g in f:
                 out[g] = {"spikes": {k: f[f"{g}/spikes/{k}"][:] for k in layers}, "logits": f[f"{g}/logits"][:]}
@@ -122,6 +255,7 @@ def write_lava_output(path: Path, spikes: dict, logits, attrs: dict) -> None:
         if logits is not None:
             f.create_dataset("logits", data=np.asarray(logits, np.float64))
         f.attrs.update({k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in attrs.items()})
+    seal(path)
 
 
 def read_lava_output(path: str | Path, layers: list) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,15 +74,20 @@ def export(run_dir: str | Path, out: str | Path | None = None, samples: int = DE
 
     if samples < 1:
         raise TnaError(f"--samples must be at least 1, got {samples}")
-    run = load_trained(run_dir)
+    out = Path(out) if out else runs.deploy_dir(run_dir) / runs.MODEL_NIR
+    if out.is_dir():
+        raise TnaError(f"--out {out} is a folder; give the file to write, e.g. {out / runs.MODEL_NIR}")
+    ref_path = out.with_name(runs.REFERENCE)
+    run = load_trained(run_dir)  # (a missing run folder: its own error, and nothing created)
+    runs.check_writable(out.parent)  # before any work
     cfg = run.config
     graph = graph_of(run, synapses)
-    out = Path(out) if out else runs.deploy_dir(run_dir) / runs.MODEL_NIR
-    ref_path = out.with_name(runs.REFERENCE)
-    out.parent.mkdir(parents=True, exist_ok=True)
     layers = lif_nodes(graph)  # in network order (nir.read returns nodes sorted by name)
+    ckpt = Path(run_dir) / runs.CHECKPOINT
+    source = {"checkpoint_sha256": runs.sha256_file(ckpt) if ckpt.is_file() else "",
+              "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with runs.atomic_path(out) as tmp_nir, runs.atomic_path(ref_path) as tmp_ref:
-        nir.write(tmp_nir, graph)
+        files.write_graph(tmp_nir, graph)
         graph = nir.read(tmp_nir)  # what Lava will see, type-checked
         x, y, indices = reference_inputs(run, samples, data_root)
         ref, logits = trained_spikes(run.model, x)
@@ -90,7 +96,8 @@ def export(run_dir: str | Path, out: str | Path | None = None, samples: int = DE
         files.write_reference(
             tmp_ref, x.transpose(0, 1).numpy(), y.numpy(), indices, layers,
             {g: ({k: s.transpose(0, 1).numpy() for k, s in sp.items()}, lg.numpy()) for g, (sp, lg) in golden.items()},
-            {"run_dir": str(run_dir), "T": cfg.T, "dt": cfg.dt, "model": cfg.model, "dataset": cfg.dataset})
+            {"run_dir": str(run_dir), "T": cfg.T, "dt": cfg.dt, "model": cfg.model, "dataset": cfg.dataset,
+             "samples": len(indices), "model_digest": files.file_digest(tmp_nir, "NIR graph"), **source})
     return out, ref_path
 
 
@@ -125,6 +132,16 @@ def verify(ref_path: str | Path, mode: str, lava_out: str | Path | None = None) 
     return verification.compare(ref_path, lava_out, mode)
 
 
+def provenance(ref_path: str | Path) -> dict:
+    """What a verification was derived from: the reference's digest, its checkpoint, samples, time."""
+    with files.open_h5(ref_path, "reference") as f:
+        a = f.attrs
+        return {"reference_digest": str(a[files.DIGEST]), "checkpoint_sha256": str(a.get("checkpoint_sha256", "")),
+                "samples": int(len(f["indices"])), "indices": [int(i) for i in f["indices"][:]],
+                "reference_written": str(a.get("written", "")),
+                "verified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
 # ---- all of it ----------------------------------------------------------------------------------------
 @dataclass
 class Deployment:
@@ -148,6 +165,8 @@ def deploy(run_dir: str | Path, modes=MODES, samples: int = DEFAULT_SAMPLES, min
     """Export, run Lava in each mode, verify every spike; writes RUN_DIR/deploy/verification.json
     (and one per mode) and verification.txt. `min_agreement` overrides MIN_AGREEMENT."""
     run_dir = Path(run_dir)
+    if run_dir.is_dir():
+        runs.check_writable(runs.deploy_dir(run_dir))  # before any work
     log(f"exporting {run_dir} to NIR with {samples} reference samples ...")
     nir_path, ref_path = export(run_dir, samples=samples, data_root=data_root, synapses=synapses)
     out_dir = nir_path.parent
@@ -157,6 +176,7 @@ def deploy(run_dir: str | Path, modes=MODES, samples: int = DEFAULT_SAMPLES, min
         lava = run_lava(nir_path, ref_path, mode, samples=samples)
         record = verify(ref_path, mode)
         record["lava"] = lava
+        record["source"] = provenance(ref_path)
         result.records[mode] = record
         runs.write_json_atomic(out_dir / runs.verification(mode), record)
         log(verification.summary(record))

@@ -22,6 +22,9 @@ def compare(reference: str | Path, deployed: str | Path, mode: str) -> dict:
     if mode not in GOLDEN:
         raise TnaError(f"unknown mode '{mode}'; use float or fixed")
     with open_h5(Path(reference), "reference") as ref, open_h5(Path(deployed), "Lava output") as dep:
+        if dep.attrs.get("reference_digest") != ref.attrs.get("tna_digest"):
+            raise TnaError(f"{deployed} was run on another reference than {reference} (another sample set or "
+                           "export); run Lava on this reference again ('tna deploy')")
         group = GOLDEN[mode]
         if group not in ref:
             raise TnaError(f"{reference} has no '{group}' golden data; export again with this version")

@@ -16,6 +16,7 @@ import nir
 import numpy as np
 import pytest
 
+from deploy import files
 from deploy.lavanet.env import REPO_ROOT, run_in_lava
 from deploy.loihi import fixed_point as fp
 from deploy.loihi.simulate import conv2d_np, simulate
@@ -274,10 +275,11 @@ def test_cases_exercise_weight_exponents():
 
 def write_case(tmp_path, graph, x):
     model, ref = tmp_path / "model.nir", tmp_path / "reference.h5"
-    nir.write(model, graph)
+    files.write_graph(model, graph)
     with h5py.File(ref, "w") as f:
         f.create_dataset("input", data=x)
         f.create_dataset("labels", data=np.zeros(len(x), np.int64))
+    files.seal(ref)
     return model, ref
 
 
@@ -380,5 +382,5 @@ def test_unsupported_neuron_names_the_node(tmp_path, good_case, what, match):
         setattr(node, what, np.full_like(lif.tau, 0.1))
     nodes = {**g.nodes, "lif1": node}
     bad = tmp_path / "bad.nir"
-    nir.write(bad, nir.NIRGraph(nodes=nodes, edges=g.edges, metadata=g.metadata))
+    files.write_graph(bad, nir.NIRGraph(nodes=nodes, edges=g.edges, metadata=g.metadata))
     _fails(tmp_path, bad, good_case[1], match, mode="float", node="lif1")

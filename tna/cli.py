@@ -147,6 +147,8 @@ def cmd_eval(args) -> int:
     from tna.data import load_dataset
     from tna.evaluate import accuracy
 
+    if Path(args.run_dir).is_dir():
+        runs.check_writable(args.run_dir)  # before any work
     run = load_trained(args.run_dir)
     cfg = run.config
     model = run.model

@@ -65,15 +65,63 @@ def temp_name(path: str | Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | Path) -> None:
+    """Remove `.NAME.tmpPID` files beside `path` whose writer process no longer runs."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.tmp*"):
+        pid = stale.name.rsplit(".tmp", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
+def check_writable(folder: str | Path) -> Path:
+    """Make sure `folder` exists (created if needed) and a file can be written in it, before any
+    work is done; one-line TnaError otherwise."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise TnaError(f"{folder} is a file, not a folder; move it away so the output can be written there")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-check.tmp{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise TnaError(f"cannot write in {folder} ({why}); make it writable or choose another folder") from None
+    return folder
+
+
+def sha256_file(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside `path`; when the block ends without error it is renamed to
-    `path`, otherwise removed. Readers never see half a file."""
+    `path` (and temp files left beside it by killed writers are removed), otherwise removed.
+    Readers never see half a file."""
     path = Path(path)
     tmp = temp_name(path)
     try:
         yield tmp
         os.replace(tmp, path)
+        remove_stale_temps(path)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -191,6 +191,11 @@ def read(graph) -> Graph:
     type tna does not read or an inconsistent graph."""
     raw = dict(graph.nodes)
     meta = {k: meta_value(v) for k, v in dict(getattr(graph, "metadata", {}) or {}).items()}
+    for key in ("dt", "input_scale", "T"):
+        if key in meta:
+            v = _values("metadata", key, meta[key])
+            if not np.all(v > 0):
+                raise TnaError(f"NIR metadata {key} must be positive, got {meta[key]!r}; export it again")
     for name, node in raw.items():
         if kind_of(node) not in KINDS:
             raise TnaError(f"NIR node {name}: nir.{kind_of(node)} is not read by tna (it reads: {', '.join(KINDS)})")
@@ -214,9 +219,37 @@ def read(graph) -> Graph:
     return g
 
 
+POSITIVE = ("tau", "tau_mem", "tau_syn", "v_threshold")  # a neuron parameter that must be > 0
+
+
+def _values(n: str, what: str, v) -> np.ndarray | None:
+    """A numeric node parameter as float64, refused (one line) when not numbers or not finite."""
+    if v is None:
+        return None
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TnaError(f"NIR node {n}: {what} is not numeric; the file is damaged, export it again") from None
+    if not np.all(np.isfinite(a)):
+        raise TnaError(f"NIR node {n}: {what} holds NaN or infinite values; the file is damaged, export it again")
+    return a
+
+
+def _check_values(n: str, k: str, node) -> None:
+    """Every weight, bias and neuron parameter finite; time constants and thresholds positive."""
+    names = ("weight", "bias") if k in WEIGHTED else (
+        ("tau", "tau_mem", "tau_syn", "r", "v_threshold", "v_leak", "v_reset") if k in POPULATIONS else ())
+    for what in names:
+        a = _values(n, what, getattr(node, what, None))
+        if a is not None and what in POSITIVE and not np.all(a > 0):
+            raise TnaError(f"NIR node {n}: {what} must be positive, got {a.min():g}; the file is damaged, "
+                           "export it again")
+
+
 def _node(n: str, node, ins: list) -> Node:
     """The node's meaning: its geometry and output shape, from its input shapes `ins`."""
     k = kind_of(node)
+    _check_values(n, k, node)
     if k == "Input":
         return Node(n, k, node, tuple(int(x) for x in np.asarray(next(iter(node.input_type.values()))).ravel()))
     if not ins:

@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -98,6 +99,11 @@ def run_in_lava(
                              start_new_session=True)  # its own session: Lava's workers are found and killed
     start = last_busy = time.monotonic()
     cpu = -1.0
+    old_term = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM of this process ends Lava's session too
+        def _terminate(signum, frame):
+            raise SystemExit(128 + signum)
+        old_term = signal.signal(signal.SIGTERM, _terminate)
     try:
         while True:
             try:
@@ -118,6 +124,8 @@ def run_in_lava(
     finally:
         if child.poll() is None:
             _kill_session(child)
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     proc = subprocess.CompletedProcess(cmd, child.returncode, stdout, stderr)
     if proc.returncode != 0:
         hint = ""

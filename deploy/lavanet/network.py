@@ -39,7 +39,7 @@ from deploy import files
 from deploy.graph.plan import NetworkPlan, plan_network
 from deploy.loihi.fixed_point import FixedNetwork, fixed_network
 from tna.errors import TnaError
-from tna.runs import atomic_path
+from tna.runs import atomic_path, check_writable
 
 MODES = {"float": "floating_pt", "fixed": "fixed_pt"}
 GRADED_BITS = 24
@@ -292,8 +292,17 @@ def run_files(model: str | Path, reference: str | Path, mode: str, out: str | Pa
         raise TnaError(f"unknown mode '{mode}'; use float or fixed")
     if samples is not None and samples < 1:
         raise TnaError(f"--samples must be at least 1, got {samples}")
+    out = Path(out)
+    for given, what in ((model, "MODEL.nir"), (reference, "REFERENCE.h5")):
+        if Path(out).resolve() == Path(given).resolve() or files.same_file(out, given):
+            raise TnaError(f"--out {out} is the {what} input; write Lava's output to another file")
+    if out.is_dir():
+        raise TnaError(f"--out {out} is a folder; give the file to write, e.g. {out / 'lava_fixed.h5'}")
+    check_writable(out.parent)  # before any work
     graph = files.read_graph(model)
     x = files.read_inputs(reference, samples)
+    source = {"reference_digest": files.file_digest(reference, "reference"),
+              "model_digest": files.file_digest(model, "NIR graph")}
     with tempfile.TemporaryDirectory(prefix="tna-lava-") as rec_dir:
         net = build(graph, mode, x, record_dir=rec_dir, progress=progress)
         if progress:
@@ -303,9 +312,8 @@ def run_files(model: str | Path, reference: str | Path, mode: str, out: str | Pa
     n = x.shape[0]
     attrs = {"mode": mode, "samples": n, "steps": result.steps, "compile_seconds": round(result.compile_seconds, 4),
              "run_seconds": round(result.run_seconds, 4),
-             "seconds_per_sample": round(result.run_seconds / max(n, 1), 5), "latency": result.latency}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+             "seconds_per_sample": round(result.run_seconds / max(n, 1), 5), "latency": result.latency,
+             "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **source}
     with atomic_path(out) as tmp:
         files.write_lava_output(tmp, result.spikes, result.logits, attrs)
     return {**attrs, "out": str(out)}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nir
 import numpy as np
 
 from deploy import files
@@ -56,9 +55,10 @@ def build(run_dir: str | Path, samples: int = 16) -> dict:
     run_dir = Path(run_dir)
     run = load_trained(run_dir)
     d = runs.deploy_dir(run_dir)
+    runs.check_writable(Path(run_dir) / runs.REPORT)  # before any work
     if not (d / runs.REFERENCE).is_file() or not (d / runs.MODEL_NIR).is_file():
         export(run_dir, samples=samples)
-    graph = nir.read(d / runs.MODEL_NIR)
+    graph = files.read_graph(d / runs.MODEL_NIR)
     analog = graph.metadata.get("encoding") == "direct"
     ref = files.read_reference(d / runs.REFERENCE)
     inputs, layers = ref["input"], ref["layers"]  # layers in network order
@@ -69,6 +69,9 @@ def build(run_dir: str | Path, samples: int = 16) -> dict:
         path = d / runs.lava_output(mode)
         if path.is_file():
             lava = files.read_lava_output(path, layers)
+            if lava["attrs"].get("reference_digest") != ref["digest"]:
+                raise TnaError(f"{path} was run on another reference.h5 than the current one (another sample set "
+                               f"or export); rerun 'tna deploy {run_dir}' so it matches")
             n = lava["samples"] or len(inputs)
             accounts[f"lava_{mode}"] = count(graph, lava["spikes"], inputs[:n], analog)
     report = {
