@@ -108,6 +108,28 @@ def file_digest(path: str | Path, what: str = "file") -> str:
         return str(f.attrs[DIGEST])
 
 
+def reference_source(path: str | Path, samples: int | None = None) -> dict:
+    """What a Lava output run on (the first `samples` of) a reference.h5 was derived from: the
+    graph's digest, the checkpoint's, and the test-set indices of its samples."""
+    with open_h5(path, "reference") as f:
+        idx = f["indices"][:samples].tolist() if "indices" in f else []
+        return {"model_digest": str(f.attrs.get("model_digest", "")),
+                "checkpoint_sha256": str(f.attrs.get("checkpoint_sha256", "")), "indices": json.dumps(idx)}
+
+
+def stale(lava_attrs: dict, reference: str | Path) -> str | None:
+    """Why a Lava output does not belong to this reference.h5 (another graph, checkpoint or sample
+    set), or None."""
+    n = int(lava_attrs.get("samples", 0)) or None
+    want = reference_source(reference, n)
+    for key, what in (("model_digest", "graph"), ("checkpoint_sha256", "checkpoint"), ("indices", "sample set")):
+        got = lava_attrs.get(key)
+        got = got.decode() if isinstance(got, bytes) else got
+        if got is None or str(got) != want[key]:
+            return what
+    return None
+
+
 def write_graph(path: str | Path, graph) -> str:
     """nir.write, then seal: the model.nir a reader can check. Returns its digest."""
     import nir

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.files import open_h5
+from deploy.files import open_h5, stale
 from tna.errors import TnaError
 
 GOLDEN = {"fixed": "loihi", "float": "float"}  # Lava mode -> the golden group of reference.h5 it is held to
@@ -22,9 +22,10 @@ def compare(reference: str | Path, deployed: str | Path, mode: str) -> dict:
     if mode not in GOLDEN:
         raise TnaError(f"unknown mode '{mode}'; use float or fixed")
     with open_h5(Path(reference), "reference") as ref, open_h5(Path(deployed), "Lava output") as dep:
-        if dep.attrs.get("reference_digest") != ref.attrs.get("tna_digest"):
-            raise TnaError(f"{deployed} was run on another reference than {reference} (another sample set or "
-                           "export); run Lava on this reference again ('tna deploy')")
+        why = stale(dict(dep.attrs), reference)
+        if why:
+            raise TnaError(f"{deployed} was run on another {why} than {reference} (stale); run Lava on this "
+                           "reference again ('tna deploy')")
         group = GOLDEN[mode]
         if group not in ref:
             raise TnaError(f"{reference} has no '{group}' golden data; export again with this version")

@@ -223,6 +223,8 @@ def test_lava_run_subprocess_cases(run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     with h5py.File(out) as f:
         assert f.attrs["reference_digest"] == files.file_digest(ref_path)
+        with h5py.File(ref_path) as r:
+            assert json.loads(f.attrs["indices"]) == r["indices"][:].tolist()
         assert f.attrs["model_digest"] == files.file_digest(nir_path)
     ref = files.read_reference(ref_path)
     lava = files.read_lava_output(out, ref["layers"])
@@ -249,6 +251,9 @@ def test_report_refuses_a_lava_output_of_another_reference(run, tmp_path):
               "--out", d / runs.lava_output("fixed"), "--quiet", python=LAVA_PY)
     assert proc.returncode == 0, proc.stderr
     build(r)  # matching: fine
+    proc = py("deploy/export_nir.py", r, "--samples", "3")  # the same sample set again (a new file): still fine
+    assert proc.returncode == 0, proc.stderr
+    build(r)
     proc = py("deploy/export_nir.py", r, "--samples", "4")  # a new sample set; lava_fixed.h5 is now stale
     assert proc.returncode == 0, proc.stderr
     with pytest.raises(TnaError, match="rerun 'tna deploy"):

@@ -301,7 +301,7 @@ def run_files(model: str | Path, reference: str | Path, mode: str, out: str | Pa
     check_writable(out.parent)  # before any work
     graph = files.read_graph(model)
     x = files.read_inputs(reference, samples)
-    source = {"reference_digest": files.file_digest(reference, "reference"),
+    source = {**files.reference_source(reference, x.shape[0]), "reference_digest": files.file_digest(reference),
               "model_digest": files.file_digest(model, "NIR graph")}
     with tempfile.TemporaryDirectory(prefix="tna-lava-") as rec_dir:
         net = build(graph, mode, x, record_dir=rec_dir, progress=progress)

@@ -69,9 +69,10 @@ def build(run_dir: str | Path, samples: int = 16) -> dict:
         path = d / runs.lava_output(mode)
         if path.is_file():
             lava = files.read_lava_output(path, layers)
-            if lava["attrs"].get("reference_digest") != ref["digest"]:
-                raise TnaError(f"{path} was run on another reference.h5 than the current one (another sample set "
-                               f"or export); rerun 'tna deploy {run_dir}' so it matches")
+            why = files.stale(lava["attrs"], d / runs.REFERENCE)
+            if why:
+                raise TnaError(f"{path} was run on another {why} than the current reference.h5 (stale); "
+                               f"rerun 'tna deploy {run_dir}' so it matches")
             n = lava["samples"] or len(inputs)
             accounts[f"lava_{mode}"] = count(graph, lava["spikes"], inputs[:n], analog)
     report = {
