@@ -16,7 +16,7 @@ demo: setup
 	$(PY) -m tna.cli report $(RUN)
 
 test: setup
-	$(PY) -m pytest -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests
 
 clean-demo:
 	rm -rf $(RUN)

@@ -340,3 +340,14 @@ def test_cache_dir_defaults_to_env(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path
     monkeypatch.delenv("TNA_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "tna"
+
+
+def test_damaged_cifar_files_are_one_line(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [f"data_batch_{b}" for b in range(1, 6)] + ["test_batch"]:
+        _write_py2_pickle(folder / name, {"labels": [1, 2], "data": _images(2, 0)})
+    _write_py2_pickle(folder / "batches.meta", {"label_names": [str(i) for i in range(10)]})
+    (folder / "data_batch_3").write_bytes((folder / "data_batch_3").read_bytes()[:100])  # truncated
+    with pytest.raises(TnaError, match="cifar10 files under .* are damaged .*extract the CIFAR-10"):
+        load_dataset("cifar10", root=str(tmp_path))

@@ -302,6 +302,7 @@ def test_read_only_folders_fail_in_one_line_before_work(run, tmp_path):
         for args, python in [(("-m", "tna.cli", "deploy", r, "--samples", "2"), sys.executable),
                              (("-m", "tna.cli", "report", r), sys.executable),
                              (("-m", "tna.cli", "eval", r), sys.executable),
+                             (("-m", "tna.cli", "train", "--resume", r), sys.executable),
                              (("deploy/export_nir.py", r, "--samples", "2"), sys.executable),
                              (("deploy/lava_run.py", d / runs.MODEL_NIR, d / runs.REFERENCE, "--mode", "fixed",
                                "--out", d / "lava_fixed.h5", "--quiet"), LAVA_PY)]:

@@ -27,6 +27,7 @@ from tna.data import load_dataset, validation
 from tna.errors import TnaError
 from tna.evaluate import accuracy
 from tna.quant import export_ternary, weight_memory
+from tna.runs import check_writable
 from tna.runs import HISTORY as HISTORY_FILE
 from tna.runs import LOCK as LOCK_FILE
 from tna.runs import METRICS as METRICS_FILE
@@ -49,6 +50,8 @@ def _train(cfg: TrainConfig, resume: bool, dist: distributed.Dist) -> dict:
 def _train_locked(cfg: TrainConfig, resume: bool, dist: distributed.Dist, stack: contextlib.ExitStack) -> dict:
     out = Path(cfg.out)
     _check_run_dir(out, resume)
+    if resume:
+        check_writable(out)  # before an epoch of work, not at its checkpoint
     device = _device(cfg.device, dist)
 
     # ---- data ----------------------------------------------------------------------------------

@@ -80,7 +80,11 @@ def load(name: str, *, root: str | None, train_augment: bool = True):
     normalise = [transforms.ToTensor(), transforms.Normalize(*_STATS[name]), OnGrid(GRID)]
     augment = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] if train_augment else []
     root = str(Path(root).expanduser())
-    train = cls(root, train=True, transform=transforms.Compose(augment + normalise), download=False)
-    test = cls(root, train=False, transform=transforms.Compose(normalise), download=False)
+    try:  # torchvision unpickles every batch here: a damaged file fails now, not mid-epoch
+        train = cls(root, train=True, transform=transforms.Compose(augment + normalise), download=False)
+        test = cls(root, train=False, transform=transforms.Compose(normalise), download=False)
+    except Exception as e:  # noqa: BLE001 - pickle raises many types on damaged bytes
+        raise TnaError(f"{name} files under {root} are damaged ({type(e).__name__}); extract the "
+                       f"{_DATASETS[name][1]} archive again") from None
     spec = DataSpec(name, (3, 32, 32), 100 if name == "cifar100" else 10, "static", None, input_scale=GRID)
     return train, test, spec
