@@ -97,7 +97,9 @@ def test_a_checkpoint_with_only_the_marker_is_refused(tmp_path):
 
 
 def test_stale_temp_files_are_cleaned_by_the_next_save(tmp_path):
-    (tmp_path / ".checkpoint.pt.tmp12345").write_bytes(b"left by a killed run")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a writer that is gone
+    (tmp_path / f".checkpoint.pt.tmp{dead.pid}").write_bytes(b"left by a killed run")
     save_checkpoint(tmp_path / "checkpoint.pt", payload(1))
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 

@@ -20,7 +20,7 @@ import torch
 
 from tna.errors import TnaError
 from tna.runs import CHECKPOINT as CHECKPOINT_FILE  # noqa: F401  (its old home; train.py imports it here)
-from tna.runs import temp_name
+from tna.runs import remove_stale_temps, temp_name
 
 FORMAT = "tna-checkpoint"
 VERSION = 2
@@ -63,8 +63,7 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
     try:
         torch.save(body, tmp)
         os.replace(tmp, path)
-        for stale in path.parent.glob(f".{path.name}.tmp*"):  # left by killed writers (one writer per run)
-            stale.unlink(missing_ok=True)
+        remove_stale_temps(path)
     except (OSError, RuntimeError) as e:
         tmp.unlink(missing_ok=True)
         full = getattr(e, "errno", None) == errno.ENOSPC or "unexpected pos" in str(e)
