@@ -187,3 +187,30 @@ def deploy(run_dir: str | Path, modes=MODES, samples: int = DEFAULT_SAMPLES, min
     runs.write_text_atomic(out_dir / runs.VERIFICATION_TEXT,
                            "\n\n".join(verification.summary(r) for r in result.records.values()) + "\n")
     return result
+
+
+# ---- graphs for other simulators ----------------------------------------------------------------------
+def export_for_consumer(run_dir: str | Path, consumer: str, out: str | Path | None = None) -> Path:
+    """Write the run's graph as `consumer` (norse | snntorch) imports it unchanged
+    (deploy/graph/consumers.py): RUN_DIR/deploy/model-<consumer>.nir, or beside `out` (export's
+    --out, the model.nir path; or a folder). Written under a temporary name, read back and imported
+    by the consumer (when it is installed) before it takes its name: a failed export leaves nothing."""
+    import nir
+
+    from deploy.graph.consumers import CONSUMERS, for_consumer, import_graph
+
+    if consumer not in CONSUMERS:
+        raise TnaError(f"unknown NIR consumer '{consumer}'; use one of {', '.join(CONSUMERS)}")
+    name = f"model-{consumer}.nir"
+    out = Path(out) if out else runs.deploy_dir(run_dir) / name
+    out = out / name if out.is_dir() else out.with_name(name)
+    run = load_trained(run_dir)
+    graph = for_consumer(graph_of(run), consumer)  # (a graph the consumer cannot run: refused here)
+    runs.check_writable(out.parent)
+    with runs.atomic_path(out) as tmp:
+        nir.write(tmp, graph)
+        try:
+            import_graph(nir.read(tmp, type_check=False), consumer)
+        except ImportError:
+            pass  # the consumer is not installed here: the file is still what it imports
+    return out
