@@ -172,7 +172,8 @@ def read_graph(path: str | Path):
                 fmt = meta_value(fmt[()]) if isinstance(fmt, h5py.Dataset) else None
                 if fmt != FORMAT:
                     raise TnaError(f"{path} is a NIR graph but not a tna export (metadata format={fmt!r}); "
-                                   "export it with deploy/export_nir.py")
+                                   "export it with deploy/export_nir.py, or deploy any NIR graph with "
+                                   "'tna deploy GRAPH.nir --inputs INPUTS.h5 --dt SECONDS --out DIR'")
             check_digest(f, path, "NIR graph")
     except TnaError:
         raise
@@ -185,14 +186,72 @@ def read_graph(path: str | Path):
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise TnaError(f"{path} could not be read as a NIR graph ({type(e).__name__}: {msg}); "
                        "export it again") from None
-    fmt = meta_value(dict(getattr(graph, "metadata", {}) or {}).get("format"))
-    if fmt != FORMAT:
-        raise TnaError(f"{path} is a NIR graph but not a tna export (metadata format={fmt!r}); "
+    meta = dict(getattr(graph, "metadata", {}) or {})
+    if meta_value(meta.get("format")) != FORMAT and meta_value(meta.get("deployed_by")) != "tna":
+        raise TnaError(f"{path} is a NIR graph but not a tna export (metadata format={meta.get('format')!r}); "
                        "export it with deploy/export_nir.py")
     from deploy.graph.read import read
 
     read(graph)  # every value finite and possible, the structure consistent: one-line errors here
     return graph
+
+
+def read_any_graph(path: str | Path):
+    """Any standard NIR graph a user gives (another tool's export): nir.read, type-checked if it can
+    be (snnTorch's exports fail nir's own type inference; tna's reader checks every shape itself),
+    with one-line errors."""
+    import nir
+
+    from deploy.graph import compat  # noqa: F401  (nir 1.0.8: non-square Conv2d output types)
+
+    path = Path(path)
+    if not path.is_file():
+        raise TnaError(f"{path} does not exist; pass a NIR graph file (.nir)")
+    try:
+        with h5py.File(path, "r") as f:
+            is_nir = "node" in f and "version" in f
+    except OSError:
+        raise TnaError(f"{path} is not an HDF5 file, so not a NIR graph; pass a .nir file") from None
+    if not is_nir:
+        raise TnaError(f"{path} is an HDF5 file but not a NIR graph (no 'node'/'version'); pass a .nir file")
+    errors = []
+    for type_check in (True, False):
+        try:
+            return nir.read(path, type_check=type_check)
+        except Exception as e:  # noqa: BLE001 - nir raises many types on foreign content
+            errors.append(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    raise TnaError(f"{path} could not be read as a NIR graph ({errors[-1]}); check the file")
+
+
+def read_user_inputs(path: str | Path, samples: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """INPUTS.h5 from the user: `input` [N, T, *input_shape] (spikes or analog values) and optional
+    `labels` [N]. Returns (the first `samples` inputs as float32, labels or None); one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise TnaError(f"{path} does not exist; pass an HDF5 file with 'input' [N, T, *input_shape]")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise TnaError(f"{path} is not an HDF5 file; pass an HDF5 file with 'input' [N, T, *input_shape]") from None
+    with f:
+        if "input" not in f or not isinstance(f["input"], h5py.Dataset):
+            raise TnaError(f"{path} has no 'input' dataset; write the inputs as 'input' [N, T, *input_shape]")
+        ds = f["input"]
+        if ds.ndim < 3 or 0 in ds.shape:
+            raise TnaError(f"{path}: 'input' has shape {ds.shape}; expected [N, T, *input_shape] with N, T >= 1")
+        if ds.dtype.kind not in "biuf":
+            raise TnaError(f"{path}: 'input' has dtype {ds.dtype}, not numbers")
+        n = ds.shape[0] if samples is None else min(samples, ds.shape[0])
+        x = np.asarray(ds[:n], dtype=np.float32)
+        if not np.all(np.isfinite(x)):
+            raise TnaError(f"{path}: 'input' holds NaN or infinite values")
+        labels = None
+        if "labels" in f:
+            lab = f["labels"]
+            if not isinstance(lab, h5py.Dataset) or lab.ndim != 1 or lab.shape[0] < n or lab.dtype.kind not in "iu":
+                raise TnaError(f"{path}: 'labels' must be integers [N] with one label per input")
+            labels = np.asarray(lab[:n], dtype=np.int64)
+    return x, labels
 
 
 def write_reference(path: Path, inputs: np.ndarray, labels: np.ndarray, indices: np.ndarray, layers: list,

@@ -169,11 +169,31 @@ def cmd_eval(args) -> int:
 
 
 def cmd_deploy(args) -> int:
-    from deploy.pipeline import MODES, deploy
+    from deploy.pipeline import DEFAULT_SAMPLES, MODES, deploy
 
     modes = list(MODES) if args.mode == "both" else [args.mode]
-    result = deploy(args.run_dir, modes, samples=args.samples, min_agreement=args.min_agreement,
-                    data_root=args.data_root, synapses=args.synapses, log=lambda m: print(m, flush=True))
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    target = Path(args.run_dir)
+    if target.is_file():  # any standard NIR graph, with the user's inputs
+        from deploy.any_graph import deploy_graph
+
+        missing = [o for o, v in (("--inputs INPUTS.h5", args.inputs), ("--dt SECONDS", args.dt),
+                                  ("--out DIR", args.out)) if v is None]
+        if missing:
+            raise TnaError(f"{target} is a graph file: also give {', '.join(missing)} (NIR stores no dt; the inputs "
+                           "are [N, T, *input_shape] in an HDF5 dataset 'input')")
+        if args.synapses or args.data_root:
+            raise TnaError("--synapses and --data-root apply to a run folder, not to a graph file")
+        result = deploy_graph(target, args.inputs, args.out, args.dt, modes, samples=args.samples,
+                              input_scale=args.input_scale, min_agreement=args.min_agreement, log=log)
+    else:
+        extra = [o for o, v in (("--inputs", args.inputs), ("--dt", args.dt), ("--out", args.out),
+                                ("--input-scale", args.input_scale)) if v is not None]
+        if extra:
+            raise TnaError(f"{', '.join(extra)} apply to a graph file (tna deploy GRAPH.nir ...); a run folder "
+                           f"deploys with its own test data, dt and inputs into RUN_DIR/deploy")
+        result = deploy(args.run_dir, modes, samples=args.samples or DEFAULT_SAMPLES, min_agreement=args.min_agreement,
+                        data_root=args.data_root, synapses=args.synapses, log=log)
     print(f"wrote {result.nir_path.parent / runs.VERIFICATION}")
     if result.failed:
         print("error: below the required agreement: " + "; ".join(result.failed), file=sys.stderr)
@@ -211,18 +231,36 @@ def build_parser() -> argparse.ArgumentParser:
                         "(integer weights, thresholds, 12-bit decays)")
     _synapses_option(p)
     p.set_defaults(func=cmd_eval)
-    p = sub.add_parser("deploy", help="export to NIR, run on Lava, verify every spike",
-                       description="Export RUN_DIR to NIR (RUN_DIR/deploy/model.nir + reference.h5), run it on the "
-                                   "Lava simulator (floating_pt and/or bit-accurate fixed_pt) and compare every "
-                                   "spike of every layer at every time step with the trained model. Writes "
-                                   "RUN_DIR/deploy/verification.json and verification.txt. Exit code 3 when the "
-                                   "agreement is below --min-agreement.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p = sub.add_parser("deploy", help="run a trained run or any NIR graph on Lava, verify every spike",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="RUN_DIR: export it to NIR (RUN_DIR/deploy/model.nir + reference.h5), run it on "
+                                   "the Lava simulator (floating_pt and/or bit-accurate fixed_pt) and compare every "
+                                   "spike of every layer at every time step with the trained model.\n\n"
+                                   "GRAPH.nir (any standard NIR graph, e.g. from snnTorch or Norse): run it on the "
+                                   "inputs of --inputs at time step --dt, and compare float Lava with the graph's "
+                                   "float reference and fixed Lava with the Loihi-exact emulator, every spike; then "
+                                   "fixed against float (what quantisation costs). Supported nodes and conventions: "
+                                   "docs/consumers.md.\n\nWrites verification.json and verification.txt (in "
+                                   "RUN_DIR/deploy or --out). Exit code 3 when the agreement is below "
+                                   "--min-agreement.",
+                       epilog="examples:\n  tna deploy runs/demo --mode both --samples 16\n"
+                              "  tna deploy braille.nir --inputs spikes.h5 --dt 1e-4 --out runs/braille-lava")
+    p.add_argument("run_dir", metavar="RUN_DIR|GRAPH.nir")
     p.add_argument("--mode", default="both", choices=("float", "fixed", "both"),
                    help="Lava arithmetic: float (floating_pt), fixed (bit-accurate Loihi), both (default)")
-    p.add_argument("--samples", type=int, default=16, help="test samples to run and compare (default 16)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="samples to run and compare (default: 16 test samples of a run; all inputs of a graph)")
     p.add_argument("--min-agreement", type=float, default=None,
-                   help="fail (exit 3) below this spike agreement (default: 1.0 for fixed, 0.9999 for float)")
+                   help="fail (exit 3) below this spike agreement (default: 1.0; a run's float mode 0.9999)")
+    g = p.add_argument_group("a graph file (GRAPH.nir)")
+    g.add_argument("--inputs", metavar="INPUTS.h5", help="HDF5 with 'input' [N, T, *input_shape] (spikes or analog "
+                                                         "values) and optionally 'labels' [N]")
+    g.add_argument("--dt", type=float, metavar="SECONDS", help="the time step the graph was made for (NIR stores "
+                                                               "none; snnTorch 1e-4, Norse 1e-3)")
+    g.add_argument("--out", metavar="DIR", help="folder for model.nir, reference.h5, lava_*.h5, verification.*")
+    g.add_argument("--input-scale", type=float, default=None,
+                   help="value of one input integer in fixed point (default: 1 for whole-number inputs, else "
+                        "max|x|/255)")
     _synapses_option(p)
     p.add_argument("--data-root", help="override the run's data root")
     p.set_defaults(func=cmd_deploy)

@@ -3,42 +3,52 @@
 Everything in deploy/ that walks a graph starts here: the Lava/Loihi plan (`deploy/graph/plan.py`),
 the resource check (`deploy/report/resources.py`) and the operation counts
 (`deploy/report/accounting.py`). numpy only; nodes are recognised by their class name, so this
-module imports neither nir nor torch and runs in both environments.
+module imports neither nir nor torch and runs in both environments. Any standard NIR graph is read
+(not only tna's exports): nested subgraphs are flattened first (inner nodes named "sub.node").
 
     g = read(graph)                 # graph: nir.NIRGraph (duck-typed: .nodes, .edges, .metadata)
     g.nodes[name]                   # Node, in topological order: kind, shape (batch-free), geometry
     g.populations                   # neuron populations, in order
-    g.links[population]             # Links into it: source -> [pooling/flatten] -> [one weighted node]
+    g.links[population]             # Links into it: source -> [pass nodes] -> [one weighted node]
 
-What the node types mean (shapes are batch-free, torch layout (C, H, W) or (F,)):
+What the node types mean (shapes are batch-free, torch layout (C, H, W) or (F,); a 1-D signal
+(C, L) is read as (C, L, 1), so a Conv1d is a Conv2d with a (k, 1) kernel):
 
 | kind | role | meaning here |
 |---|---|---|
 | Input | input | shape = its input_type |
 | Output | output | shape = its source's |
-| LIF, CubaLIF, IF, LI, CubaLI, I | population | neurons; shape = their parameter arrays' (I: the readout integrator) |
-| Conv2d | weighted | cross-correlation (torch), `weight` [O, C/groups, kh, kw]; padding: numeric, 'valid', symmetric 'same' |
+| LIF, CubaLIF, IF, Threshold | population | spiking neurons; shape = their parameter arrays' |
+| LI, CubaLI, I | population | non-spiking (a readout): their v is the value |
+| Conv2d, Conv1d | weighted | cross-correlation (torch), `weight` [O, C/groups, kh, kw]; padding: numeric, 'valid', symmetric 'same' |
 | Affine / Linear | weighted | y = W x (+ b) on a 1-D input |
+| Scale | weighted | y = s * x elementwise (folded into an adjacent Affine/Linear/Conv, else its own stage) |
 | AvgPool2d / SumPool2d | pass | a window sum, divided by kh*kw (Avg, zero padding counted) or not (Sum) |
 | Flatten | pass | start_dim..end_dim of the batch-free shape into one axis |
+| Delay | pass | y(t) = x(t - delay), one delay for all elements |
 
 A link (the synapses between two populations) is a chain of pass nodes and at most one weighted
 node, which comes last: a population sums its links; anything else raises TnaError naming the node.
+A link from a population back into itself (through weighted nodes only: the recurrent connection
+snnTorch and the NIR paper write, LIF/CubaLIF <-> Affine) is `recurrent`: it carries the spikes of
+the previous step. Any other cycle is refused.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from tna.errors import TnaError
 
-POPULATIONS = {"LIF": "tau", "CubaLIF": "tau_mem", "IF": "r", "LI": "tau", "CubaLI": "tau_mem", "I": "r"}
-WEIGHTED = ("Conv2d", "Affine", "Linear")
+POPULATIONS = {"LIF": "tau", "CubaLIF": "tau_mem", "IF": "r", "Threshold": "threshold", "LI": "tau",
+               "CubaLI": "tau_mem", "I": "r"}  # kind -> the parameter whose shape is the population's
+SPIKING = ("LIF", "CubaLIF", "IF", "Threshold")
+WEIGHTED = ("Conv2d", "Conv1d", "Affine", "Linear", "Scale")
 POOLS = ("AvgPool2d", "SumPool2d")
-PASS = ("Flatten",) + POOLS
+PASS = ("Flatten", "Delay") + POOLS
 KINDS = ("Input", "Output") + tuple(POPULATIONS) + WEIGHTED + PASS
 TERNARY_RTOL = 1e-6  # non-zero weights of a ternary channel agree in magnitude to this relative tolerance
 
@@ -114,6 +124,11 @@ class Node:
     weight: np.ndarray | None = None     # weighted nodes: float64 (Conv2d [O, C/g, kh, kw], Affine [O, I])
     bias: np.ndarray | None = None       # weighted nodes: per output channel (None: no bias, or all zero)
     divisor: int = 1                     # pooling: kh*kw (AvgPool2d) or 1 (SumPool2d)
+    delay: float = 0.0                   # Delay: seconds (one value for all elements)
+
+    @property
+    def spiking(self) -> bool:
+        return self.kind in SPIKING
 
     @property
     def role(self) -> str:
@@ -132,6 +147,13 @@ class Link:
     source: str
     target: str
     path: tuple                          # of Node
+    recurrent: bool = False              # source == target: the previous step's spikes
+    delays: tuple = ()                   # its Delay nodes (not in `path`: a delay commutes with the rest)
+
+    @property
+    def delay(self) -> float:
+        """Seconds of delay on this link."""
+        return sum(n.delay for n in self.delays)
 
     @property
     def weighted(self) -> Node | None:
@@ -159,7 +181,8 @@ class Graph:
     inputs: list
     outputs: list
     metadata: dict = field(default_factory=dict)
-    links: dict = field(default_factory=dict)  # population -> [Link], in edge order
+    links: dict = field(default_factory=dict)  # population -> [Link], in edge order (recurrent ones too)
+    recurrent: list = field(default_factory=list)  # (source, target) edges that close a recurrent loop
 
     @property
     def populations(self) -> list:
@@ -171,7 +194,7 @@ class Graph:
 
 # ---- the reader -------------------------------------------------------------------------------------
 def topological_order(nodes, preds: dict, succs: dict) -> list:
-    """Kahn's algorithm; a cycle (a recurrent connection) is a user error: tna reads feed-forward graphs."""
+    """Kahn's algorithm; a cycle left after removing the recurrent edges is a user error."""
     indeg = {n: len(preds[n]) for n in nodes}
     order, ready = [], [n for n in nodes if indeg[n] == 0]
     while ready:
@@ -182,14 +205,66 @@ def topological_order(nodes, preds: dict, succs: dict) -> list:
             if indeg[t] == 0:
                 ready.append(t)
     if len(order) != len(nodes):
-        raise TnaError("the graph has a cycle (recurrent connections); tna maps feed-forward graphs only")
+        stuck = [n for n in nodes if n not in order]
+        raise TnaError(f"the graph has a cycle through {', '.join(stuck[:4])} that is not a population's own "
+                       "recurrent connection (population -> Affine/Linear -> the same population); tna maps "
+                       "feed-forward graphs and such self-recurrent layers only")
     return order
+
+
+def flatten_subgraphs(nodes: dict, edges: list) -> tuple[dict, list]:
+    """Nested NIRGraph nodes -> one flat graph: inner nodes become "sub.inner"; an edge to "sub" goes to
+    its Input node(s), an edge from "sub" leaves its Output node(s); then every inner Input/Output node
+    (an identity) is removed, its sources joined to its targets."""
+    flat, out_edges, inner_io = {}, [], set()
+    ins, outs = {}, {}
+    for name, node in nodes.items():
+        if kind_of(node) != "NIRGraph":
+            flat[name] = node
+            continue
+        sub_nodes, sub_edges = flatten_subgraphs(dict(node.nodes), [tuple(map(meta_value, e)) for e in node.edges])
+        for inner, n in sub_nodes.items():
+            flat[f"{name}.{inner}"] = n
+            if kind_of(n) in ("Input", "Output"):
+                inner_io.add(f"{name}.{inner}")
+        ins[name] = [f"{name}.{i}" for i, n in sub_nodes.items() if kind_of(n) == "Input"]
+        outs[name] = [f"{name}.{i}" for i, n in sub_nodes.items() if kind_of(n) == "Output"]
+        out_edges += [(f"{name}.{a}", f"{name}.{b}") for a, b in sub_edges]
+    for s_, t_ in edges:
+        s_, t_ = meta_value(s_), meta_value(t_)
+        for a in outs.get(s_, [s_]):
+            for b in ins.get(t_, [t_]):
+                out_edges.append((a, b))
+    for io in inner_io:  # an inner Input/Output passes its signal on unchanged
+        srcs = [a for a, b in out_edges if b == io]
+        dsts = [b for a, b in out_edges if a == io]
+        out_edges = [e for e in out_edges if io not in e] + [(a, b) for a in srcs for b in dsts]
+        del flat[io]
+    return flat, out_edges
+
+
+def _recurrent_edges(raw: dict, preds: dict) -> list:
+    """The edges that close a population's loop onto itself: walking back from the edge's source through
+    single-input weighted/pass nodes reaches the same population."""
+    rec = []
+    for p, node in raw.items():
+        if kind_of(node) not in POPULATIONS:
+            continue
+        for first in preds[p]:
+            n, seen = first, set()
+            while kind_of(raw[n]) not in POPULATIONS and kind_of(raw[n]) != "Input" and len(preds[n]) == 1 \
+                    and n not in seen:
+                seen.add(n)
+                n = preds[n][0]
+            if n == p:
+                rec.append((first, p))
+    return rec
 
 
 def read(graph) -> Graph:
     """Read a NIR graph: order, shapes, geometry, links. Raises TnaError naming the node for a node
     type tna does not read or an inconsistent graph."""
-    raw = dict(graph.nodes)
+    raw, edges = flatten_subgraphs(dict(graph.nodes), [tuple(e) for e in graph.edges])
     meta = {k: meta_value(v) for k, v in dict(getattr(graph, "metadata", {}) or {}).items()}
     for key in ("dt", "input_scale", "T"):
         if key in meta:
@@ -201,8 +276,7 @@ def read(graph) -> Graph:
             raise TnaError(f"NIR node {name}: nir.{kind_of(node)} is not read by tna (it reads: {', '.join(KINDS)})")
     preds = {n: [] for n in raw}
     succs = {n: [] for n in raw}
-    for s, t in graph.edges:
-        s, t = meta_value(s), meta_value(t)
+    for s, t in edges:
         if s not in raw or t not in raw:
             raise TnaError(f"NIR edge {s} -> {t} names a node that is not in the graph; the file is corrupt")
         preds[t].append(s)
@@ -210,12 +284,16 @@ def read(graph) -> Graph:
     inputs = [n for n, node in raw.items() if kind_of(node) == "Input"]
     if not inputs:
         raise TnaError("the graph has no nir.Input node; export it with deploy/export_nir.py")
+    recurrent = _recurrent_edges(raw, preds)
+    ff_preds = {n: [s for s in preds[n] if (s, n) not in recurrent] for n in raw}
+    ff_succs = {n: [t for t in succs[n] if (n, t) not in recurrent] for n in raw}
     nodes: dict[str, Node] = {}
-    for n in topological_order(raw, preds, succs):
-        nodes[n] = _node(n, raw[n], [nodes[p].shape for p in preds[n]])
-    g = Graph(nodes, preds, succs, inputs, [n for n, node in raw.items() if kind_of(node) == "Output"], meta)
+    for n in topological_order(raw, ff_preds, ff_succs):
+        nodes[n] = _node(n, raw[n], [nodes[p].shape for p in ff_preds[n]])
+    g = Graph(nodes, preds, succs, inputs, [n for n, node in raw.items() if kind_of(node) == "Output"], meta,
+              recurrent=recurrent)
     for p in g.populations:
-        g.links[p] = [_link(g, first, p) for first in preds[p]]
+        g.links[p] = [trace_link(g, first, p, (first, p) in recurrent) for first in preds[p]]
     return g
 
 
@@ -237,13 +315,22 @@ def _values(n: str, what: str, v) -> np.ndarray | None:
 
 def _check_values(n: str, k: str, node) -> None:
     """Every weight, bias and neuron parameter finite; time constants and thresholds positive."""
-    names = ("weight", "bias") if k in WEIGHTED else (
-        ("tau", "tau_mem", "tau_syn", "r", "v_threshold", "v_leak", "v_reset") if k in POPULATIONS else ())
+    names = ("weight", "bias", "scale") if k in WEIGHTED else (
+        ("tau", "tau_mem", "tau_syn", "r", "v_threshold", "v_leak", "v_reset", "w_in", "threshold")
+        if k in POPULATIONS else ("delay",) if k == "Delay" else ())
     for what in names:
         a = _values(n, what, getattr(node, what, None))
         if a is not None and what in POSITIVE and not np.all(a > 0):
             raise TnaError(f"NIR node {n}: {what} must be positive, got {a.min():g}; the file is damaged, "
                            "export it again")
+        if a is not None and what == "delay" and not np.all(a >= 0):
+            raise TnaError(f"NIR node {n}: delay must be >= 0, got {a.min():g}")
+
+
+def canonical(shape) -> tuple:
+    """A batch-free shape as tna computes with it: (C, L) -> (C, L, 1); others unchanged."""
+    shape = tuple(int(x) for x in np.asarray(shape).ravel())
+    return shape + (1,) if len(shape) == 2 else shape
 
 
 def _node(n: str, node, ins: list) -> Node:
@@ -251,7 +338,7 @@ def _node(n: str, node, ins: list) -> Node:
     k = kind_of(node)
     _check_values(n, k, node)
     if k == "Input":
-        return Node(n, k, node, tuple(int(x) for x in np.asarray(next(iter(node.input_type.values()))).ravel()))
+        return Node(n, k, node, canonical(next(iter(node.input_type.values()))))
     if not ins:
         raise TnaError(f"NIR node {n}: no input edge; the graph is disconnected")
     if k not in POPULATIONS and len(ins) != 1:
@@ -259,6 +346,18 @@ def _node(n: str, node, ins: list) -> Node:
     if any(s != ins[0] for s in ins):
         raise TnaError(f"NIR node {n}: input shapes differ ({ins}); the graph is inconsistent")
     shp = ins[0]
+    if k == "Conv1d":  # on (C, L, 1): a Conv2d with a (k, 1) kernel
+        w = np.asarray(node.weight, dtype=np.float64)
+        if w.ndim != 3 or len(shp) != 3 or shp[2] != 1:
+            raise TnaError(f"NIR node {n}: Conv1d needs a 3-D weight and a (C, L) input, got {w.shape} and {shp[:2]}")
+        one = lambda v, fill: (int(np.asarray(v).ravel()[0]), fill)  # noqa: E731
+        pad = node.padding if isinstance(node.padding, (str, bytes)) else one(node.padding, 0)
+        as2d = _Conv2d()
+        as2d.__dict__.update(weight=w[..., None], groups=node.groups, stride=one(node.stride, 1),
+                             dilation=one(node.dilation, 1), padding=pad, bias=node.bias)
+        out = _node(n, as2d, ins)
+        out.kind, out.node = "Conv2d", node
+        return out
     if k == "Conv2d":
         w = np.asarray(node.weight, dtype=np.float64)
         if w.ndim != 4 or len(shp) != 3:
@@ -279,6 +378,18 @@ def _node(n: str, node, ins: list) -> Node:
             raise TnaError(f"NIR node {n}: {k} weight {w.shape} does not fit its input {shp} "
                            "(a (C, H, W) input needs a Flatten first)")
         return Node(n, k, node, (int(w.shape[0]),), shp, None, w, _bias(node, w.shape[0]) if k == "Affine" else None)
+    if k == "Scale":
+        sc = np.asarray(node.scale, dtype=np.float64)
+        if canonical(sc.shape) != shp and sc.size != 1:
+            raise TnaError(f"NIR node {n}: Scale of shape {sc.shape} does not fit its input {shp}")
+        return Node(n, k, node, shp, shp, weight=np.broadcast_to(sc.reshape(-1) if sc.size == 1 else
+                                                                 sc.reshape(shp), shp).copy())
+    if k == "Delay":
+        d = np.asarray(node.delay, dtype=np.float64)
+        if d.size and np.ptp(d) > 1e-12 * max(float(np.abs(d).max()), 1e-30):
+            raise TnaError(f"NIR node {n}: Delay with different delays per element is not supported on Lava by tna "
+                           "(one delay per node maps onto delay lines)")
+        return Node(n, k, node, shp, shp, delay=float(d.ravel()[0]) if d.size else 0.0)
     if k == "Flatten":
         start, end = int(node.start_dim), int(node.end_dim)
         start, end = start % len(shp), end % len(shp)
@@ -292,11 +403,14 @@ def _node(n: str, node, ins: list) -> Node:
         return Node(n, k, node, (shp[0],) + win.out_hw(shp[1], shp[2]), shp, win,
                     divisor=win.area if k == "AvgPool2d" else 1)
     if k in POPULATIONS:
-        own = tuple(int(x) for x in np.shape(getattr(node, POPULATIONS[k])))
-        if own and own != shp:
+        own = canonical(np.shape(getattr(node, POPULATIONS[k])))
+        if own and own not in (shp, (1,)) and own != (1,) * len(own):
             raise TnaError(f"NIR node {n}: {k} has shape {own} but receives {shp}")
         return Node(n, k, node, shp, shp)
     return Node(n, k, node, shp, shp)  # Output
+
+
+_Conv2d = type("Conv2d", (), {"__doc__": "A Conv1d's parameters as a Conv2d with a (k, 1) kernel."})
 
 
 def _padding(pad, kernel, stride, dil, name) -> tuple:
@@ -322,8 +436,9 @@ def _bias(node, n_out: int) -> np.ndarray | None:
     return b if np.any(b != 0) else None
 
 
-def _link(g: Graph, first: str, target: str) -> Link:
-    """Walk back from `target` through pass nodes and one weighted node to a population or the input."""
+def trace_link(g: Graph, first: str, target: str, recurrent: bool = False) -> Link:
+    """Walk back from `target` through pass nodes and one weighted node to a population or the input
+    (Scale nodes next to the weighted node are folded into it; Delay nodes are set aside)."""
     path, n = [], first
     while g.nodes[n].role not in ("population", "input"):
         if g.nodes[n].role == "output":
@@ -331,6 +446,8 @@ def _link(g: Graph, first: str, target: str) -> Link:
         path.append(g.nodes[n])
         n = g.preds[n][0]  # exactly one: checked by _node
     path.reverse()
+    delays = tuple(p for p in path if p.kind == "Delay")
+    path = _fold_scales([p for p in path if p.kind != "Delay"], target)
     weighted = [p.name for p in path if p.role == "weighted"]
     if len(weighted) > 1:
         raise TnaError(f"NIR nodes {weighted[0]} -> {weighted[1]}: two synaptic layers in a row into {target}; "
@@ -338,7 +455,52 @@ def _link(g: Graph, first: str, target: str) -> Link:
     if weighted and path[-1].name != weighted[0]:
         raise TnaError(f"NIR node {path[-1].name}: {path[-1].kind} between synaptic layer {weighted[0]} and "
                        f"neuron {target} is not supported; pool before the synaptic layer")
-    return Link(n, target, tuple(path))
+    if path and path[-1].shape != g.nodes[target].shape:
+        raise TnaError(f"NIR node {path[-1].name}: its output {path[-1].shape} does not fit {target} "
+                       f"{g.nodes[target].shape}")
+    return Link(n, target, tuple(path), recurrent, delays)
+
+
+def _per_channel(a: np.ndarray, name: str) -> np.ndarray:
+    """One value per channel of a (C, H, W) array (constant within each channel), or the 1-D array."""
+    if a.ndim == 1:
+        return a
+    flat = a.reshape(a.shape[0], -1)
+    if not np.all(flat == flat[:, :1]):
+        raise TnaError(f"NIR node {name}: a Scale next to a convolution must be one value per channel")
+    return flat[:, 0]
+
+
+def _fold_scales(path: list, target: str) -> list:
+    """Scale nodes folded into the weighted node beside them: after it they scale its rows (and bias),
+    before an Affine/Linear its columns, before a Conv2d (groups 1) its input channels."""
+    path = list(path)
+    i = 0
+    while i < len(path):
+        node = path[i]
+        if node.kind != "Scale" or len([p for p in path if p.role == "weighted"]) == 1:
+            i += 1
+            continue
+        prev = path[i - 1] if i > 0 else None
+        nxt = path[i + 1] if i + 1 < len(path) else None
+        s = node.weight
+        if prev is not None and prev.kind in ("Affine", "Linear", "Conv2d"):
+            c = _per_channel(s, node.name)
+            w = prev.weight * c.reshape((-1,) + (1,) * (prev.weight.ndim - 1))
+            b = None if prev.bias is None else prev.bias * c
+            path[i - 1] = replace(prev, weight=w, bias=b)
+            del path[i]
+        elif nxt is not None and nxt.kind in ("Affine", "Linear"):
+            path[i + 1] = replace(nxt, weight=nxt.weight * s.reshape(1, -1))
+            del path[i]
+        elif nxt is not None and nxt.kind == "Conv2d" and nxt.window.groups == 1:
+            c = _per_channel(s, node.name)
+            path[i + 1] = replace(nxt, weight=nxt.weight * c.reshape(1, -1, 1, 1))
+            del path[i]
+        else:
+            raise TnaError(f"NIR node {node.name}: a Scale must sit next to the Affine/Linear/Conv2d it scales "
+                           f"(on the way into {target})")
+    return path
 
 
 # ---- what a link computes -----------------------------------------------------------------------------
@@ -379,3 +541,25 @@ def dense_matrix(g: Graph, link: Link) -> np.ndarray:
 def pooled_area(link: Link) -> int:
     """How many source values one value after the link's poolings sums (for value ranges)."""
     return math.prod(p.window.area for p in link.pools) if link.pools else 1
+
+
+def conv2d_np(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    """torch.nn.functional.conv2d semantics (cross-correlation) in numpy; x [N, C, H, W].
+
+    Exact for int64 inputs; float64 for floats."""
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    ho = conv_len(h, kh, stride[0], padding[0], dilation[0])
+    wo = conv_len(wd, kw, stride[1], padding[1], dilation[1])
+    xp_ = np.pad(x, ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1])))
+    og = o // groups
+    out = np.zeros((n, o, ho, wo), dtype=np.result_type(x, w))
+    for g in range(groups):
+        xs = xp_[:, g * cg:(g + 1) * cg]
+        ws = w[g * og:(g + 1) * og]
+        for a in range(kh):
+            for b in range(kw):
+                y0, x0 = a * dilation[0], b * dilation[1]
+                patch = xs[:, :, y0:y0 + stride[0] * (ho - 1) + 1:stride[0], x0:x0 + stride[1] * (wo - 1) + 1:stride[1]]
+                out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, ws[:, :, a, b])
+    return out

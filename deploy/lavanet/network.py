@@ -120,7 +120,7 @@ class LavaNetwork:
             q = x / plan.input_scale
             xi = np.round(q)
             off = float(np.abs(q - xi).max(initial=0))
-            if off > 1e-3:
+            if off > 1e-3 and plan.tna:  # any other graph's inputs are quantised to its input grid
                 raise TnaError(f"input values are not multiples of input_scale={plan.input_scale:g} "
                                f"(off by up to {off:.3g} units); fix the graph's input_scale metadata")
             lo, hi = plan.input_range
@@ -149,8 +149,8 @@ class LavaNetwork:
             shp = lava_shape(pop.shape)
             common = dict(shape=shp, reset_interval=T, reset_offset=(1 + pop.latency) % T)
             if self.mode == "float":
-                gain = np.broadcast_to(pop.gain.reshape((-1,) + (1,) * (len(pop.shape) - 1)), pop.shape)
-                params = dict(du=1.0, dv=float(pop.decay), bias_mant=to_lava(gain * pop.bias, pop.shape), bias_exp=0)
+                params = dict(du=float(pop.syn_decay), dv=float(pop.decay), bias_mant=to_lava(pop.bias, pop.shape),
+                              bias_exp=0)
                 vth = None if pop.threshold is None else to_lava(pop.threshold, pop.shape).astype(np.float64)
             else:
                 fp = fixed.populations[name]
@@ -169,10 +169,13 @@ class LavaNetwork:
             edges = fixed.populations[name].edges if self.mode == "fixed" else pop.edges
             src_lat = {e.source: (0 if e.source == plan.input_name else plan.populations[e.source].latency)
                        for e in edges}
+            out_port[name] = (proc.s_out, pop.shape)
+            gate = dict(period=T, offset=(1 + pop.latency) % T)  # model step k = (time_step - offset) mod T
             for e in edges:
                 port, shape = out_port[e.source]
                 graded = e.source == plan.input_name
-                for _ in range(pop.latency - src_lat[e.source] - len(e.ops)):
+                lag = 0 if e.recurrent else pop.latency - src_lat[e.source] - len(e.ops)
+                for _ in range(lag + e.delay):
                     port = self._delay(port, shape)
                 for i, op in enumerate(e.ops):
                     last = i == len(e.ops) - 1
@@ -180,8 +183,10 @@ class LavaNetwork:
                     graded = True  # after any stage the values are integers/sums, not 0/1
                 if tuple(shape) != tuple(pop.shape):
                     raise TnaError(f"internal: edge {e.source} -> {name} ends with shape {shape}, not {pop.shape}")
+                hold = 1 if e.recurrent else e.delay  # steps that would carry the previous sample: zero
+                if hold:
+                    port = self._gate(port, shape, hold, **gate)
                 port.connect(proc.a_in)
-            out_port[name] = (proc.s_out, pop.shape)
         self._first = self.source
 
     def _delay(self, port, shape):
@@ -190,6 +195,13 @@ class LavaNetwork:
         d = DelayLine(shape=lava_shape(shape))
         port.connect(d.s_in)
         return d.a_out
+
+    def _gate(self, port, shape, hold: int, period: int, offset: int):
+        from deploy.lavanet.procs.delay import Gate
+
+        g = Gate(shape=lava_shape(shape), hold=hold, period=period, offset=offset)
+        port.connect(g.s_in)
+        return g.a_out
 
     def _op(self, op, port, graded: bool, pop):
         """One synapse stage; `pop` is the target population when this is the edge's last op."""
@@ -218,7 +230,7 @@ class LavaNetwork:
             kh, kw_ = op.kernel
             w = np.ones((c, kw_, kh, 1), dtype=np.int64 if fixed else np.float64)
             if not fixed:
-                w = w / (kh * kw_)
+                w = w / op.divisor  # AvgPool2d: 1/(kh kw); fixed point carries it in the next stage's unit
             kw = dict(weight=w, stride=op.stride[::-1], padding=op.padding[::-1], dilation=(1, 1), groups=c)
         elif op.kind == "scale":
             w = op.weight_int if fixed else op.weight * gain
@@ -268,11 +280,16 @@ class LavaNetwork:
                 s = rec[idx].reshape((N, T) + rec.shape[1:])
                 spikes[name] = from_lava(s, 2).astype(np.uint8)
             elif name == plan.readout:
-                idx = np.arange(N) * T + (T - 1) + pop.latency
-                v = from_lava(rec[idx], 1).reshape(N, -1).astype(np.float64)
+                steps = np.arange(N)[:, None] * T + np.arange(T)[None, :] + pop.latency  # [N, T]
+                v = from_lava(rec[steps.ravel()], 1).reshape(N, T, -1)
+                v = v[:, -1] if plan.output_rule == "last" else v.sum(axis=1, dtype=np.int64 if self.mode == "fixed"
+                                                                          else np.float64)
+                v = v.astype(np.float64)
                 if self.mode == "fixed":
                     v = v / self.fixed.readout_scale
                 logits = v
+        if plan.output_rule == "count":
+            logits = spikes[plan.output_source].reshape(N, T, -1).sum(axis=1).astype(np.float64)
         lat = {n: p.latency for n, p in plan.populations.items()}
         return LavaResult(spikes, logits, compile_s, run_s, self.steps, lat)
 

@@ -35,6 +35,7 @@ The readout shares one lam for all classes, so argmax(V) = argmax(v).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, replace
 
@@ -111,10 +112,10 @@ def _odd_part(k: int) -> int:
     return k
 
 
-def lif_fixed_run(a, du, dv, bias, vth, xp=np):
+def lif_fixed_run(a, du, dv, bias, vth, xp=np, v_sum: bool = False):
     """T steps of `lif_fixed_step` from u = v = 0 over a whole input sequence a [T, ...] (integers,
     in an integer or a floating type): returns (the spikes of every step [T, ...] as 0/1 values, and
-    V after the last step as int64).
+    V after the last step as int64; with `v_sum`, V summed over the T steps instead).
 
     This is `lif_fixed_step`, T times, without the operations that cannot change anything: when
     du = 4095 (u = a << 6, the mapping's setting), |a << 6| < 2**23 (u never wraps) and the largest
@@ -138,12 +139,13 @@ def lif_fixed_run(a, du, dv, bias, vth, xp=np):
     if not fits:
         a = a.astype(np.int64) if xp is np else a.long()
         bias = bias.astype(np.int64) if xp is np else bias.long()
-        u = v = a[0] * 0
+        u = v = total = a[0] * 0
         spikes = []
         for t in range(T):
             u, v, s = lif_fixed_step(u, v, a[t], du, dv, bias, vth, xp)
             spikes.append(s)
-        return xp.stack(spikes), v
+            total = total + v
+        return xp.stack(spikes), (total if v_sum else v)
     exact32 = vb * _odd_part(keep) < 2 ** 24 and (amax << ACT_SHIFT) + bmax < 2 ** 24
     factor = keep / DECAY_UNITY  # exact in binary: keep has at most 12 bits
     if xp is np:
@@ -152,6 +154,7 @@ def lif_fixed_run(a, du, dv, bias, vth, xp=np):
         drive = drive[[0] * T] if constant else drive
         limit = None if vth is None else (np.asarray(vth) * (1 << VTH_SHIFT)).astype(dtype)
         v = np.zeros(drive.shape[1:], dtype)
+        total = np.zeros(drive.shape[1:], np.int64) if v_sum else None
         spikes = np.zeros(drive.shape, bool)
         for t in range(T):
             if keep != DECAY_UNITY:
@@ -160,7 +163,9 @@ def lif_fixed_run(a, du, dv, bias, vth, xp=np):
             if limit is not None:
                 spikes[t] = v > limit
                 v[spikes[t]] = 0
-        return spikes, v.astype(np.int64)
+            if v_sum:
+                total += v.astype(np.int64)
+        return spikes, (total if v_sum else v.astype(np.int64))
     dtype, itype = (xp.float32, xp.int32) if exact32 else (xp.float64, xp.int64)
     drive = first.to(dtype).mul(1 << ACT_SHIFT).add_(bias.to(dtype))
     drive = drive.expand((T,) + tuple(drive.shape[1:])) if constant else drive
@@ -168,6 +173,7 @@ def lif_fixed_run(a, du, dv, bias, vth, xp=np):
     v = xp.zeros(drive.shape[1:], dtype=dtype, device=drive.device)
     whole = xp.empty(v.shape, dtype=itype, device=v.device)  # trunc: through an integer type, in place
     spikes = (xp.empty if limit is not None else xp.zeros)(drive.shape, dtype=dtype, device=drive.device)
+    total = xp.zeros(v.shape, dtype=xp.int64, device=v.device) if v_sum else None
     for t in range(T):
         if keep != DECAY_UNITY:
             v.copy_(whole.copy_(v.mul_(factor)))
@@ -175,7 +181,9 @@ def lif_fixed_run(a, du, dv, bias, vth, xp=np):
         if limit is not None:
             xp.gt(v, limit, out=spikes[t])
             v.addcmul_(v, spikes[t], value=-1)  # the reset: V - V s = 0 where it spiked
-    return spikes, v.long()
+        if v_sum:
+            total += v.long()
+    return spikes, (total if v_sum else v.long())
 
 
 def wrap_signed(x, bits=24):
@@ -221,8 +229,8 @@ class FixedPopulation:
     name: str
     kind: str                    # "lif" | "readout"
     shape: tuple
-    du: int                      # 4095
-    dv: int                      # round(4096 d), readout 0
+    du: int                      # 4095 (no current carried over), else round(4096 dt/tau_syn) - 1
+    dv: int                      # round(4096 dt/tau) (at most 4095), IF and I: 0
     vth: np.ndarray | None       # threshold mantissa (spike when V > vth << 6); readout None
     bias_mant: np.ndarray
     bias_exp: np.ndarray
@@ -235,6 +243,10 @@ class FixedPopulation:
     v_bound: int                 # worst-case sup|V| (<= V_BOUND)
     silent: np.ndarray | None    # neurons that can never reach threshold (vth = VTH_MAX)
     binding: list = field(default_factory=list)  # the ranges the next K on the synapse grid would break
+
+    @property
+    def recurrent(self) -> bool:
+        return any(e.recurrent for e in self.edges)
 
 
 @dataclass
@@ -330,14 +342,19 @@ class _Integers:
     vth: np.ndarray | None
     silent: np.ndarray | None
     bad: list
+    u_bound: float = 0.0         # sup|U| (64 |a| times the current's gain, or calibrated)
 
 
 class _Scaling:
     """Everything one population's integers share, whatever K: the edges' float units, the
     reference unit per channel, the decay, and the synapse grid K must lie on."""
 
-    def __init__(self, pop: Population, plan: NetworkPlan, ref_mode: str = "min"):
+    def __init__(self, pop: Population, plan: NetworkPlan, ref_mode: str = "min", observed: tuple | None = None):
         self.pop, self.T, self.C = pop, plan.T, pop.shape[0]
+        # a tna export is held to worst-case ranges; any other graph to twice the largest |u|, |v| its float
+        # reference reached on the given inputs (`observed`), where that is smaller: the Loihi-exact emulator
+        # wraps and clips exactly as Lava does, so agreement holds either way; only fixed vs float could differ
+        self.observed = None if plan.tna else observed
         self.finals = [e.ops[-1] for e in pop.edges]
         # per edge and channel: the float unit q_ec = gain_c * sigma_e * m_ec
         self.units = np.stack([pop.gain * e.unit * _op_channel_max(op) for e, op in zip(pop.edges, self.finals)])
@@ -348,10 +365,17 @@ class _Scaling:
         self.qref = np.full(self.C, q.min() if ref_mode == "min" else q.max()) if pop.kind == "readout" else q
         self.wide = plan.synapses == "wide"
         self.even = any(op.kind == "dense" for op in self.finals)
-        self.dv = 0 if pop.kind == "readout" else min(int(round(DECAY_UNITY * pop.decay)), DECAY_UNITY - 1)
-        if pop.kind == "lif" and self.dv == 0:
+        self.dv = min(int(round(DECAY_UNITY * pop.decay)), DECAY_UNITY - 1)
+        if pop.decay > 0 and self.dv == 0:
             raise TnaError(f"NIR node {pop.name}: decay dt/tau = {pop.decay:g} rounds to dv = 0 in 12 bits; "
                            "Loihi cannot represent such a slow leak")
+        # the current's decay: Lava keeps (4096 - du - 1)/4096 of u; du = 4095 keeps none (no current)
+        self.du = DU_NO_CARRY if pop.syn_decay >= 1 else int(round(DECAY_UNITY * pop.syn_decay)) - 1
+        if self.du < 0:
+            raise TnaError(f"NIR node {pop.name}: synaptic decay dt/tau_syn = {pop.syn_decay:g} rounds to 0 in 12 "
+                           "bits; Loihi cannot represent such a slow current decay")
+        self.u_gain = DECAY_UNITY / (self.du + 1)  # sup|U| <= 64 |a| * u_gain (a geometric series)
+        self.v_steps = DECAY_UNITY / self.dv if self.dv else float(self.T)  # sup|V| <= per-step drive * v_steps
         if pop.kind == "lif" and np.any(pop.threshold < 0):
             raise TnaError(f"NIR node {pop.name}: negative v_threshold is not supported in fixed point")
         # an edge whose channels include a primary one has weights up to K * ratio: K must be on its grid
@@ -373,25 +397,31 @@ class _Scaling:
             if not ok:
                 bad.append(f"{op.kind} weights up to {int(np.abs(w).max())} need a weight exponent > {W_EXP_MAX}")
         lam_n = self._per_neuron(lam)
-        mant, exp, B, ok = _bias_split(lam_n * self._per_neuron(pop.gain) * pop.bias)
+        mant, exp, B, ok = _bias_split(lam_n * pop.bias)
         if not np.all(ok):
             bad.append("bias beyond 13-bit mantissa << 7")
         a = np.maximum(a_hi, -a_lo)
-        if a.max(initial=0) > A_MAX:
-            bad.append(f"|a_in| up to {int(a.max())} > {A_MAX}")
-        per_step = 64 * self._per_neuron(a) + np.abs(B)
-        v_bound = int((np.ceil(per_step * DECAY_UNITY / self.dv) if lif else per_step * self.T).max(initial=0))
+        u_sup = 64 * self.u_gain * self._per_neuron(a)
+        per_step = u_sup + np.abs(B)
+        v_sup = np.ceil(per_step * self.v_steps)
+        if self.observed is not None:  # calibrated: twice what the float reference reached
+            u_obs, v_obs = (self._per_neuron(np.asarray(o, np.float64).ravel()) for o in self.observed)
+            u_sup = np.minimum(u_sup, 2 * lam_n * u_obs)
+            v_sup = np.minimum(v_sup, 2 * lam_n * v_obs + u_sup + np.abs(B))
+        if u_sup.max(initial=0) > 64 * A_MAX:
+            bad.append(f"|a_in| up to {int(a.max())} (x {self.u_gain:.3g} for the current's decay) > {A_MAX}")
+        v_bound = int(v_sup.max(initial=0))
         if v_bound > V_BOUND:
             bad.append(f"sup|V| up to {v_bound} > {V_BOUND}")
         vth = silent = None
         if lif:
             vth_f = lam_n * pop.threshold / 64.0
-            vmax = (64 * self._per_neuron(a_hi) + np.maximum(B, 0)) * DECAY_UNITY / self.dv  # sup of V from above
+            vmax = (64 * self.u_gain * self._per_neuron(a_hi) + np.maximum(B, 0)) * self.v_steps  # sup of V
             silent = 64 * vth_f >= vmax * (1 + 1e-9)
             vth = np.where(silent, VTH_MAX, np.round(vth_f)).astype(np.int64)
             if vth.max(initial=0) > VTH_MAX:
                 bad.append(f"vth up to {int(vth.max())} > {VTH_MAX}")
-        return _Integers(K, weights, lam, mant, exp, B, a, v_bound, vth, silent, bad)
+        return _Integers(K, weights, lam, mant, exp, B, a, v_bound, vth, silent, bad, float(u_sup.max(initial=0)))
 
     def grid(self, K: int) -> int:
         """The step of the synapse grid around K (every primary edge's weights K * ratio stay on it)."""
@@ -410,8 +440,8 @@ class _Scaling:
         kp = 1 << 12
         probe = self.integers(kp)
         limits = [K_CAP]
-        if probe.a.max(initial=0) > 0:
-            limits.append(A_MAX * kp / probe.a.max())
+        if probe.u_bound > 0:
+            limits.append(64 * A_MAX * kp / probe.u_bound)
         if probe.v_bound > 0:
             limits.append(V_BOUND * kp / probe.v_bound)
         if probe.vth is not None:
@@ -448,12 +478,13 @@ class _Scaling:
         return res, []
 
 
-def _fixed_population(pop: Population, plan: NetworkPlan, ref_mode: str = "min") -> FixedPopulation:
-    scaling = _Scaling(pop, plan, ref_mode)
+def _fixed_population(pop: Population, plan: NetworkPlan, ref_mode: str = "min",
+                      observed: tuple | None = None) -> FixedPopulation:
+    scaling = _Scaling(pop, plan, ref_mode, observed)
     res, binding = scaling.search()
     if res.bad:
         if pop.kind == "readout" and ref_mode == "min":  # one scale from the largest unit instead
-            return _fixed_population(pop, plan, ref_mode="max")
+            return _fixed_population(pop, plan, "max", observed)
         raise TnaError(f"NIR node {pop.name}: cannot be represented in Loihi fixed point even with the smallest "
                        f"weights ({'; '.join(res.bad)}); reduce its fan-in or the weight spread")
     fixed_edges = []
@@ -469,14 +500,66 @@ def _fixed_population(pop: Population, plan: NetworkPlan, ref_mode: str = "min")
             assert np.array_equal(dense_effective_weights(mant), mant), "internal: Lava would alter Dense weights"
         fixed_edges.append(replace(e, ops=ops))
     scale = np.broadcast_to(_channel_view(res.lam, pop.shape), pop.shape).astype(np.float64).copy()
-    return FixedPopulation(pop.name, pop.kind, pop.shape, DU_NO_CARRY, scaling.dv, res.vth, res.bias_mant,
+    return FixedPopulation(pop.name, pop.kind, pop.shape, scaling.du, scaling.dv, res.vth, res.bias_mant,
                            res.bias_exp, res.bias.astype(np.int64), scale, res.K, fixed_edges, pop.latency,
                            res.a.astype(np.int64), res.v_bound, res.silent, binding)
 
 
-def fixed_network(graph_or_plan) -> FixedNetwork:
-    """The exact integer parameters of every population and edge (a pure function of the graph)."""
+def fixed_network(graph_or_plan, observed: dict | None = None) -> FixedNetwork:
+    """The exact integer parameters of every population and edge: a pure function of the graph (a tna
+    export), or of the graph and the largest |u|, |v| its float reference reached per population,
+    `observed` = {population: (u_max, v_max)} (deploy/graph/float_sim.py; any other graph)."""
     plan = graph_or_plan if isinstance(graph_or_plan, NetworkPlan) else plan_network(graph_or_plan)
-    pops = {n: _fixed_population(p, plan) for n, p in plan.populations.items()}
+    if observed is None and "calibration" in plan.metadata:  # written into the graph by deploy/any_graph.py
+        observed = calibration_from_json(plan.metadata["calibration"])
+    observed = observed or {}
+    pops = {n: _fixed_population(p, plan, observed=observed.get(n)) for n, p in plan.populations.items()}
     rs = float(pops[plan.readout].scale.flat[0]) if plan.readout else None
     return FixedNetwork(plan, pops, rs)
+
+
+def calibration_json(observed: dict) -> str:
+    """{population: (u_max, v_max) per channel} as the JSON text a graph's metadata carries."""
+    return json.dumps({k: [np.asarray(u).ravel().tolist(), np.asarray(v).ravel().tolist()]
+                       for k, (u, v) in observed.items()})
+
+
+def calibration_from_json(text) -> dict:
+    try:
+        raw = json.loads(text.decode() if isinstance(text, bytes) else str(text))
+        return {k: tuple(np.asarray(x, np.float64) for x in uv) for k, uv in raw.items()}
+    except (ValueError, TypeError, AttributeError):
+        raise TnaError("the graph's metadata 'calibration' is damaged; deploy the graph again") from None
+
+
+def _rel(stored: np.ndarray, want: np.ndarray) -> float:
+    """Worst |stored - want| relative to the largest |want| (0 when both are all zero)."""
+    want, stored = np.asarray(want, np.float64), np.asarray(stored, np.float64)
+    top = float(np.abs(want).max(initial=0.0))
+    err = float(np.abs(stored - want).max(initial=0.0))
+    return err / top if top > 0 else err
+
+
+def mapping_errors(net: FixedNetwork) -> dict:
+    """What storing the float network on Loihi costs, per population: the worst relative error of the
+    values the integers stand for (weights w_int 64 / (lam g sigma); thresholds vth 64 / lam; biases
+    B / lam; decays dv / 4096 and (du + 1) / 4096) against the float plan's."""
+    out = {}
+    for name, fp in net.populations.items():
+        pop = net.plan.populations[name]
+        lam = fp.scale.reshape(fp.shape[0], -1)[:, 0]
+        weights = []
+        for e_float, e in zip(pop.edges, fp.edges):
+            op = e.ops[-1]
+            per = (lam * pop.gain * e.unit / 64.0).reshape((-1,) + (1,) * (op.weight.ndim - 1))
+            weights.append(_rel(op.weight_int / per, op.weight))
+        rec = {"weights": max(weights, default=0.0),
+               "bias": _rel(fp.bias / fp.scale, pop.bias),
+               "decay_v": abs(fp.dv / DECAY_UNITY - pop.decay) / pop.decay if pop.decay else float(fp.dv != 0),
+               "decay_u": abs((fp.du + 1) / DECAY_UNITY - pop.syn_decay) / pop.syn_decay}
+        if fp.vth is not None:
+            live = ~fp.silent
+            rec["threshold"] = _rel((fp.vth * 64.0 / fp.scale)[live], pop.threshold[live]) if live.any() else 0.0
+            rec["silent_neurons"] = int(fp.silent.sum())
+        out[name] = {k: (round(v, 8) if isinstance(v, float) else v) for k, v in rec.items()}
+    return out

@@ -2,7 +2,8 @@
 
     net = fixed_network(graph)                       # deploy/loihi/fixed_point.py
     spikes, v = simulate(net, x_int)                 # x_int [T, N, *input_shape] integers
-    spikes[lif]  -> 0/1 [T, N, *shape];  v -> int64 [N, K] (the readout's V after T steps) or None
+    spikes[lif]  -> 0/1 [T, N, *shape];  out -> int64 [N, K]: the Output's integers (plan.output_rule:
+                    the readout's V after T steps, or summed over them; or spike counts)
 
 numpy arrays in, numpy out (any environment; no torch needed); torch tensors in, torch out (CPU or
 GPU, the device of x_int, batched). Both run the code below; only a convolution and a matrix
@@ -33,34 +34,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from deploy.graph.read import conv_len
-from deploy.loihi.fixed_point import FixedNetwork, fixed_network, lif_fixed_run, quantize_input, wrap_signed
+from deploy.graph.read import conv2d_np  # noqa: F401  (re-exported)
+from deploy.loihi.fixed_point import (FixedNetwork, fixed_network, lif_fixed_run, lif_fixed_step, quantize_input,
+                                     wrap_signed)
 
 EXACT_F32 = 1 << 24   # integers, products and partial sums below this are exact in float32
 EXACT_F64 = 1 << 53   # ... in float64
 WRAP = 1 << 23        # Lava's Conv output wraps to 24 bits: values inside (-2**23, 2**23) pass unchanged
-
-
-def conv2d_np(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
-    """torch.nn.functional.conv2d semantics (cross-correlation) in numpy; x [N, C, H, W].
-
-    Exact for int64 inputs; float64 for floats."""
-    n, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
-    ho = conv_len(h, kh, stride[0], padding[0], dilation[0])
-    wo = conv_len(wd, kw, stride[1], padding[1], dilation[1])
-    xp_ = np.pad(x, ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1])))
-    og = o // groups
-    out = np.zeros((n, o, ho, wo), dtype=np.result_type(x, w))
-    for g in range(groups):
-        xs = xp_[:, g * cg:(g + 1) * cg]
-        ws = w[g * og:(g + 1) * og]
-        for a in range(kh):
-            for b in range(kw):
-                y0, x0 = a * dilation[0], b * dilation[1]
-                patch = xs[:, :, y0:y0 + stride[0] * (ho - 1) + 1:stride[0], x0:x0 + stride[1] * (wo - 1) + 1:stride[1]]
-                out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, ws[:, :, a, b])
-    return out
 
 
 # ---- the two libraries: the few operations that differ -----------------------------------------------
@@ -88,6 +68,12 @@ class _Numpy:
 
     def expand(self, y, T):
         return np.broadcast_to(y[None], (T,) + y.shape)
+
+    def shift(self, y, d):
+        """y [T, ...] delayed by d steps along time (zeros first)."""
+        out = np.zeros_like(y)
+        out[d:] = y[:len(y) - d]
+        return out
 
     def conv(self, x, w, op, groups):
         return conv2d_np(x, w, op.stride, op.padding, op.dilation, groups)
@@ -125,6 +111,11 @@ class _Torch:
 
     def expand(self, y, T):
         return y.unsqueeze(0).expand((T,) + tuple(y.shape))
+
+    def shift(self, y, d):
+        out = self.torch.zeros_like(y)
+        out[d:] = y[:len(y) - d]
+        return out
 
     def conv(self, x, w, op, groups):
         return self.torch.nn.functional.conv2d(x, w, stride=op.stride, padding=op.padding,
@@ -173,8 +164,9 @@ def _stage(be, op, y, bound: float):
 
 
 def _edge_input(be, e, x, bound: float, T: int, constant: bool):
-    """The edge's stages on the source's activity x [T, N, ...] -> ([T, N, ...], bound)."""
-    if constant:  # the same at every step: compute one step, repeat it
+    """The edge's stages on the source's activity x [T, N, ...] -> ([T, N, ...], bound); a delayed edge
+    shifted by its steps (zero before)."""
+    if constant and not e.delay:  # the same at every step: compute one step, repeat it
         y = x[0]
         for op in e.ops:
             y, bound = _stage(be, op, y, bound)
@@ -183,7 +175,33 @@ def _edge_input(be, e, x, bound: float, T: int, constant: bool):
     y = x.reshape((T * n,) + tuple(x.shape[2:]))
     for op in e.ops:
         y, bound = _stage(be, op, y, bound)
-    return y.reshape((T, n) + tuple(y.shape[1:])), bound
+    y = y.reshape((T, n) + tuple(y.shape[1:]))
+    if e.delay:
+        y = be.shift(y, e.delay)
+    return y, bound
+
+
+def _recurrent_run(be, p, a, T: int):
+    """A population with recurrent edges, step by step: its input at step t adds the recurrent stages
+    on its own spikes of step t-1 (none at t = 0). Returns (spikes [T, ...] bool, V of the last step)."""
+    xp = be.xp
+    vth = None if p.vth is None else be.const(p.vth, be.i64)
+    bias = be.const(p.bias, be.i64)
+    a = be.cast(a, be.i64)
+    u = v = a[0] * 0
+    s = be.cast(a[0] * 0, be.f32)
+    rec = [e for e in p.edges if e.recurrent]
+    spikes, total = [], v
+    for t in range(T):
+        a_t = a[t]
+        for e in rec:
+            y, _ = _stage(be, e.ops[0], s, 1.0)
+            a_t = a_t + be.cast(y, be.i64).reshape(a_t.shape)
+        u, v, z = lif_fixed_step(u, v, a_t, p.du, p.dv, bias, vth, xp)
+        spikes.append(z)
+        total = total + v
+        s = be.cast(z, be.f32)
+    return xp.stack(spikes), v, total
 
 
 def _run(be, net: FixedNetwork, x_int):
@@ -191,32 +209,41 @@ def _run(be, net: FixedNetwork, x_int):
     T, n = x_int.shape[:2]
     x = be.asarray(x_int)
     act = {plan.input_name: (x, float(be.absmax(x)), T > 1 and be.same_over_time(x))}
-    spikes, v_out = {}, None
+    spikes, out = {}, None
     for name, p in net.populations.items():
         ins = []
         for e in p.edges:
+            if e.recurrent:
+                continue
             src, bound, constant = act[e.source]
             y, yb = _edge_input(be, e, src, bound, T, constant)
             ins.append((y.reshape((T, n) + tuple(p.shape)), yb))
         a_bound = sum(b for _, b in ins)
         dtype = _dtype(be, a_bound, stage=False) if a_bound < EXACT_F64 else be.i64
-        a = be.cast(ins[0][0], dtype)
+        a = be.cast(ins[0][0], dtype) if ins else be.cast(be.xp.zeros((T, n) + tuple(p.shape)), dtype)
         for y, _ in ins[1:]:
             a = a + be.cast(y, dtype)
-        vth = None if p.vth is None else be.const(p.vth, be.i64)
-        out, v = lif_fixed_run(a, p.du, p.dv, be.const(p.bias, be.i64), vth, be.xp)  # measures max|a|
+        total = None
+        if p.recurrent:
+            s, v, total = _recurrent_run(be, p, a, T)
+        else:
+            vth = None if p.vth is None else be.const(p.vth, be.i64)
+            summed = name == plan.output_source and plan.output_rule == "sum"
+            s, v = lif_fixed_run(a, p.du, p.dv, be.const(p.bias, be.i64), vth, be.xp, v_sum=summed)  # measures max|a|
+            total = v if summed else None
         if p.kind == "lif":
-            spikes[name] = out
-            act[name] = (out, 1.0, False)
-        if name == plan.readout:
-            v_out = v.reshape(n, -1)
-    return spikes, v_out
+            spikes[name] = s
+            act[name] = (s, 1.0, False)
+        if name == plan.output_source:
+            rule = plan.output_rule
+            out = (be.cast(s, be.i64).sum(0) if rule == "count" else total if rule == "sum" else v).reshape(n, -1)
+    return spikes, out
 
 
 def simulate(net: FixedNetwork, x_int):
     """Run integer inputs x_int [T, N, *input_shape] through the integer network.
 
-    Returns ({lif: spikes 0/1 [T, N, *shape]}, the readout's V after T steps int64 [N, K] or None), as
+    Returns ({lif: spikes 0/1 [T, N, *shape]}, the Output's integers int64 [N, K]: see `plan.output_rule`), as
     numpy arrays for a numpy input and as torch tensors (on its device) for a torch input. The spikes
     are bool, or (torch) 0/1 in the float type they were computed in: `.bool()` if it matters."""
     if type(x_int).__module__.split(".")[0] == "torch":
@@ -247,6 +274,11 @@ class LoihiSimulator:
         """x: torch float [T, B, ...] -> ({lif: spikes 0/1 [T, B, ...]}, logits float32 [B, K] or None)."""
         import torch
 
-        spikes, v = simulate(self.net, self.quantize(x.double(), torch))
-        logits = None if v is None else (v.double() / self.net.readout_scale).float()
-        return spikes, logits
+        spikes, out = simulate(self.net, self.quantize(x.double(), torch))
+        return spikes, output_values(self.net, out).float()
+
+
+def output_values(net: FixedNetwork, out):
+    """The Output's integers as the values they stand for: V / the readout's scale, or spike counts."""
+    out = out.double() if hasattr(out, "double") else np.asarray(out, np.float64)
+    return out if net.plan.output_rule == "count" else out / net.readout_scale

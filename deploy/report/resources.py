@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from deploy.graph.read import Graph, Link, Window, dense_matrix, read, ternary_channels
 from tna.errors import TnaError
 
+COUNTED = ("Input", "Output", "LIF", "I", "Conv2d", "Affine", "Linear", "Flatten", "AvgPool2d", "SumPool2d")
+
 TERNARY_BITS, FULL_BITS, TERNARY_ENTROPY = 2, 8, math.log2(3)
 FEATURES = ("lif_current_free", "ternary_weights", "conv2d", "avg_pool", "residual_add", "integrator_readout",
             "analog_input")
@@ -147,6 +149,12 @@ def resources(graph) -> dict:
     """Per-layer and total neurons, synapses, fan-in/out and weight bits of a feed-forward NIR graph
     (a nir.NIRGraph, or the reader's Graph)."""
     g = graph if isinstance(graph, Graph) else read(graph)
+    for name, node in g.nodes.items():  # what the report counts: the node types tna exports
+        if node.kind not in COUNTED:
+            raise TnaError(f"NIR node {name}: nir.{node.kind} is not counted by the resource report (it counts "
+                           f"{', '.join(COUNTED)})")
+    if g.recurrent:
+        raise TnaError("the resource report counts feed-forward graphs; this one has recurrent connections")
     layers, fan_out = [], {}
     for name in g.populations:
         node, n = g.nodes[name], int(np.prod(g.shape(name)))

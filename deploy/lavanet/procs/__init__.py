@@ -9,4 +9,6 @@ and free of relative imports (see docs/lava_notes.md, "Where to put custom Proce
 - `recorder.Recorder`: a sink that keeps every received vector and writes them to an .npy file
   at its last step (reading a RingBuffer sink through Var.get moves one value per message).
 - `delay.DelayLine`: one step of delay, the identity (aligns branches of different depth).
+- `delay.Gate`: the identity, but zero at the first `hold` model steps of every sample (a recurrent
+  edge, hold 1, or a delayed one, hold = its steps, would otherwise carry the previous sample's).
 """

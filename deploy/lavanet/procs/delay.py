@@ -1,4 +1,5 @@
-"""DelayLine: one step of delay, the identity (aligns the branches of a residual sum). No torch."""
+"""DelayLine: one step of delay, the identity (aligns the branches of a residual sum); Gate: zero for the
+first `hold` model steps of every sample (a delayed or recurrent edge would carry the previous one's). No torch."""
 
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
@@ -46,3 +47,40 @@ class PyDelayLineFixed(PyLoihiProcessModel):
     def run_spk(self):
         self.a_out.send(self.buf)
         self.buf[:] = self.s_in.recv()
+
+
+class Gate(AbstractProcess):
+    """a_out = s_in in the same step, except zero at the first `hold` model steps of every sample: model
+    step k = (time_step - offset) mod period, the clock of the population it feeds."""
+
+    def __init__(self, *, shape, hold: int, period: int, offset: int):
+        super().__init__(shape=tuple(shape))
+        self.s_in = InPort(shape=tuple(shape))
+        self.a_out = OutPort(shape=tuple(shape))
+        self.proc_params["hold"], self.proc_params["period"] = int(hold), int(period)
+        self.proc_params["offset"] = int(offset)
+
+
+class _GateModel(PyLoihiProcessModel):
+    def run_spk(self):
+        x = self.s_in.recv()
+        p = self.proc_params
+        if (self.time_step - p["offset"]) % p["period"] < p["hold"]:
+            x = np.zeros_like(x)
+        self.a_out.send(x)
+
+
+@implements(proc=Gate, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyGateFloat(_GateModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+
+
+@implements(proc=Gate, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyGateFixed(_GateModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
