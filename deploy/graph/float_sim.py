@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deploy.graph.plan import NetworkPlan, Op
+from deploy.graph.plan import ONE, NetworkPlan, Op
 from deploy.graph.read import conv2d_np
 
 
@@ -63,7 +63,7 @@ def simulate_float(plan: NetworkPlan, x, ranges: dict | None = None) -> tuple[di
     |u|, largest |v|)} per channel (the fixed-point mapping's calibration)."""
     x = np.asarray(x, np.float64)
     T, n = x.shape[:2]
-    act = {plan.input_name: x}
+    act = {plan.input_name: x, ONE: np.ones((T, n, 1))}
     spikes, out = {}, None
     for name, p in plan.populations.items():
         shape = (n,) + tuple(p.shape)

@@ -19,7 +19,7 @@ Lava's LIF computes; state starts at u = v = 0 for every sample):
 | NIR kind | du | dv | g (per channel) | bias (per neuron, per step) |
 |---|---|---|---|---|
 | LIF | 1 | dt/tau | dv r | g b + dv v_leak |
-| CubaLIF / CubaLI | dt/tau_syn | dt/tau_mem | dv r du w_in | dv v_leak (b must be 0) |
+| CubaLIF / CubaLI | dt/tau_syn | dt/tau_mem | dv r du w_in | dv v_leak (b: a synapse from a constant 1) |
 | IF / I | 1 | 0 | dt r | g b |
 | LI | 1 | dt/tau | dv r | g b + dv v_leak |
 | Threshold | 1 | 1 | 1 | b (theta = threshold) |
@@ -52,6 +52,8 @@ SUPPORTED = ("Input", "Output", "Conv2d", "Conv1d", "Affine", "Linear", "Scale",
              "SumPool2d", "Delay", "LIF", "CubaLIF", "IF", "Threshold", "LI", "CubaLI", "I")
 DEFAULT_INPUT_RANGE = (-255, 255)       # graded input integers, unless metadata says otherwise
 FORMAT = "tna-nir"                      # metadata "format" of a tna export (deploy/graph/from_model.py)
+ONE = "__one__"                         # the source of an edge that carries a bias into a synaptic current:
+                                        # 1 at every step (a constant spike source in Lava)
 
 
 @dataclass
@@ -224,14 +226,17 @@ def plan_network(graph, *, dt: float | None = None, T: int | None = None, input_
                 raise TnaError(f"NIR edge {link.source} -> {pop.name}: a recurrent connection must be one "
                                "Affine/Linear/Scale from a spiking population back into itself")
             pop.edges.append(e)
-            if e.bias is not None:
-                if pop.syn_decay != 1.0:
+            if e.bias is not None and pop.syn_decay != 1.0:  # into the current: a synapse from a constant 1
+                if len(pop.shape) != 1:
                     raise TnaError(f"NIR node {pop.name}: a bias into a {pop.nir_kind}'s synaptic current (from "
-                                   f"{link.weighted.name}) is not supported: Loihi adds biases to v, not to the "
-                                   "current; export the layer without bias")
+                                   f"{link.weighted.name}) is supported for 1-D layers only; export it without bias")
+                pop.edges.append(Edge(ONE, pop.name, [Op("dense", (f"{link.weighted.name}.bias",), (1,), pop.shape,
+                                                         e.bias.reshape(-1, 1).astype(np.float64))],
+                                      None, 1.0, (1, 1)))
+            elif e.bias is not None:
                 b = np.broadcast_to(e.bias.reshape((-1,) + (1,) * (len(pop.shape) - 1)), pop.shape)
                 pop.bias = pop.bias + _channel(pop.gain, pop.shape) * b
-        ff = [e for e in pop.edges if not e.recurrent]
+        ff = [e for e in pop.edges if not e.recurrent and e.source != ONE]
         pop.latency = max((0 if e.source == input_name else populations[e.source].latency) + len(e.ops)
                           for e in ff) if ff else 0
         populations[pop.name] = pop

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from deploy import files
-from deploy.graph.plan import NetworkPlan, plan_network
+from deploy.graph.plan import ONE, NetworkPlan, plan_network
 from deploy.loihi.fixed_point import FixedNetwork, fixed_network
 from tna.errors import TnaError
 from tna.runs import atomic_path, check_writable
@@ -144,6 +144,9 @@ class LavaNetwork:
         self.source = Source(data=data)
         self.pops, self.recorders = {}, {}
         out_port = {plan.input_name: (self.source.s_out, plan.input_shape)}
+        if any(e.source == ONE for p in plan.populations.values() for e in p.edges):  # biases into a current
+            self.one = Source(data=np.ones((1, self.steps)))
+            out_port[ONE] = (self.one.s_out, (1,))
         self.record_dir.mkdir(parents=True, exist_ok=True)
         for name, pop in plan.populations.items():
             shp = lava_shape(pop.shape)
@@ -167,8 +170,8 @@ class LavaNetwork:
                 proc.v_out.connect(rec.a_in)
             self.pops[name], self.recorders[name] = proc, rec
             edges = fixed.populations[name].edges if self.mode == "fixed" else pop.edges
-            src_lat = {e.source: (0 if e.source == plan.input_name else plan.populations[e.source].latency)
-                       for e in edges}
+            src_lat = {e.source: (0 if e.source == plan.input_name else pop.latency - 1 if e.source == ONE
+                                  else plan.populations[e.source].latency) for e in edges}
             out_port[name] = (proc.s_out, pop.shape)
             gate = dict(period=T, offset=(1 + pop.latency) % T)  # model step k = (time_step - offset) mod T
             for e in edges:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from deploy.graph.plan import NetworkPlan, Op, Population, plan_network
+from deploy.graph.plan import ONE, NetworkPlan, Op, Population, plan_network
 from deploy.graph.read import ternary_channels
 from tna.errors import TnaError
 
@@ -358,7 +358,8 @@ class _Scaling:
         self.finals = [e.ops[-1] for e in pop.edges]
         # per edge and channel: the float unit q_ec = gain_c * sigma_e * m_ec
         self.units = np.stack([pop.gain * e.unit * _op_channel_max(op) for e, op in zip(pop.edges, self.finals)])
-        q = np.where(self.units > 0, self.units, np.inf).min(axis=0)  # the primary (smallest) unit per channel
+        synaptic = np.array([e.source != ONE for e in pop.edges])  # a bias edge (from a constant 1) is never primary
+        q = np.where((self.units > 0) & synaptic[:, None], self.units, np.inf).min(axis=0)  # the primary unit
         fallback = np.median(q[np.isfinite(q)]) if np.any(np.isfinite(q)) else float(np.max(pop.gain)) or 1.0
         q = np.where(np.isfinite(q), q, fallback)
         # the readout shares one scale for all classes, so argmax(V) = argmax(v)
@@ -379,8 +380,9 @@ class _Scaling:
         if pop.kind == "lif" and np.any(pop.threshold < 0):
             raise TnaError(f"NIR node {pop.name}: negative v_threshold is not supported in fixed point")
         # an edge whose channels include a primary one has weights up to K * ratio: K must be on its grid
-        self.ratios = [(op.kind == "dense", float(np.max(u / self.qref))) for op, u in zip(self.finals, self.units)
-                       if np.any((u > 0) & np.isclose(u, self.qref, rtol=1e-12, atol=0.0))]
+        self.ratios = [(op.kind == "dense", float(np.max(u / self.qref)))
+                       for op, u, syn in zip(self.finals, self.units, synaptic)
+                       if syn and np.any((u > 0) & np.isclose(u, self.qref, rtol=1e-12, atol=0.0))]
 
     def _per_neuron(self, a) -> np.ndarray:
         return np.broadcast_to(_channel_view(a, self.pop.shape), self.pop.shape)

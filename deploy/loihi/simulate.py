@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from deploy.graph.plan import ONE
 from deploy.graph.read import conv2d_np  # noqa: F401  (re-exported)
 from deploy.loihi.fixed_point import (FixedNetwork, fixed_network, lif_fixed_run, lif_fixed_step, quantize_input,
                                      wrap_signed)
@@ -208,7 +209,8 @@ def _run(be, net: FixedNetwork, x_int):
     plan = net.plan
     T, n = x_int.shape[:2]
     x = be.asarray(x_int)
-    act = {plan.input_name: (x, float(be.absmax(x)), T > 1 and be.same_over_time(x))}
+    act = {plan.input_name: (x, float(be.absmax(x)), T > 1 and be.same_over_time(x)),
+           ONE: (be.expand(be.cast(x[0].reshape(n, -1)[:, :1] * 0 + 1, be.i64), T), 1.0, True)}
     spikes, out = {}, None
     for name, p in net.populations.items():
         ins = []
