@@ -98,7 +98,10 @@ def test_if_cnn_trained_weights():
     g = fg.if_cnn_trained()
     assert g.nodes["conv1"].weight.shape == (8, 2, 3, 3) and g.nodes["fc"].weight.dtype == np.float32
     info = fg.if_cnn_training_info()
-    assert info["acc_fine_300x1ms_300test"] > 0.3  # well above chance (0.1)
+    assert info["acc_fine_300x1ms_300test"] > 0.6  # chance is 0.1
+    x, y = fg.dvs_inputs(20)
+    _, counts = fg.reference_run(g, x, 1e-3)  # the NIR graph itself, 1 ms steps
+    assert (counts.argmax(1) == y).mean() >= 0.6
 
 
 @pytest.mark.parametrize("kind", ["leaky_mlp", "rsynaptic"])
