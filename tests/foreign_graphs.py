@@ -823,3 +823,47 @@ if __name__ == "__main__":
     for k, v in EXPORT_FAILURES.items():
         for m in v:
             print(f"{k}: {m}")
+
+
+def norse_roundtrip_of(graph: nir.NIRGraph, dt: float = 1e-3) -> nir.NIRGraph:
+    """Any graph Norse imports (e.g. our `export_nir.py --consumer norse` graph, a CNN) -> `norse.from_nir`
+    -> `norse.to_nir` -> a standard graph again, with the documented repairs of Norse 1.1.0's stock export:
+    nodes it returns as None (Input, Output, Flatten: the importer made them torch modules it cannot export)
+    are restored from the source graph under the same names (they carry no parameters); Conv2d gets back its
+    input_shape (None in the export); tau /= dt (exported as dt/tau_mem_inv); self-loop edges dropped;
+    torch tensors -> numpy. Every weight, bias, threshold and time constant is Norse's own export."""
+    import warnings
+
+    import norse.torch as norse
+    import torch
+
+    from deploy.graph.read import read
+
+    src = read(graph)
+    shape = src.nodes[src.inputs[0]].shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = norse.from_nir(graph, dt=dt)
+        raw = norse.to_nir(model, torch.zeros(shape), dt=dt)
+    nodes = {}
+    for name, node in raw.nodes.items():
+        if node is None:
+            nodes[name] = graph.nodes[name]
+            continue
+        node = copy.deepcopy(node)
+        _numpy_params(node)
+        if isinstance(node, nir.Conv2d):
+            h, w = src.nodes[name].in_shape[1:]
+            node = nir.Conv2d(input_shape=(h, w), weight=node.weight, stride=node.stride, padding=node.padding,
+                              dilation=node.dilation, groups=int(np.asarray(node.groups)), bias=node.bias)
+        if isinstance(node, (nir.LIF, nir.CubaLIF, nir.LI, nir.CubaLI)):
+            for k in ("tau", "tau_mem", "tau_syn"):
+                if getattr(node, k, None) is not None:
+                    setattr(node, k, np.asarray(getattr(node, k), np.float32) / np.float32(dt))
+            node = type(node)(**{k: np.broadcast_to(np.asarray(getattr(node, k), np.float32),
+                                                    src.nodes[name].shape).copy()
+                                 for k in node.__dataclass_fields__ if k not in ("input_type", "output_type", "metadata")
+                                 and getattr(node, k, None) is not None})
+        nodes[name] = node
+    edges = [tuple(e) for e in raw.edges if e[0] != e[1]]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(raw.metadata or {}))  # Norse writes none

@@ -257,3 +257,28 @@ def test_prepare_puts_dt_T_grid_and_calibration_into_the_graph(tmp_path):
         net.populations.keys()
     gold = goldens(plan, net, xs)
     assert gold["float"][1].shape == gold["loihi"][1].shape == (2, 10)
+
+
+def test_round_trip_our_export_through_norse_onto_lava(tmp_path):
+    """Our export (--consumer norse) -> Norse from_nir -> Norse's own to_nir (repaired as documented in
+    tests/foreign_graphs.py) -> `tna deploy GRAPH.nir`: every spike agrees in both modes, and float Lava
+    gives the trained model's class and (to float rounding) its spikes."""
+    import torch
+    from test_nir_export import model_spikes, trained_like
+
+    from deploy.graph.consumers import for_consumer
+    from deploy.graph.from_model import model_to_nir
+
+    model = trained_like("convnet", (1, 28, 28), 0.5)
+    ours = model_to_nir(model, (1, 28, 28), T=4, dt=1e-3, encoding="direct", input_scale=1 / 255)
+    graph = fg.norse_roundtrip_of(for_consumer(ours, "norse"), dt=1e-3)
+    assert not graph.metadata and {type(n).__name__ for n in graph.nodes.values()} >= {"Conv2d", "LIF", "Affine"}
+    x = (torch.randint(0, 256, (4, 1, 28, 28)) / 255.0).unsqueeze(1).expand(4, 4, 1, 28, 28).contiguous()
+    v, _ = deploy_both(tmp_path, graph, x.numpy(), 1e-3)
+    ref, logits = model_spikes(model, x.transpose(0, 1))
+    with __import__("h5py").File(tmp_path / "out" / "lava_float.h5") as f:
+        lava_class = f["logits"][:].argmax(1)
+        agree = [(f[f"spikes/{k}"][:] == ref[k].transpose(0, 1).numpy()).mean() for k in ref]
+    assert np.array_equal(lava_class, logits.argmax(1).numpy())
+    assert min(agree) > 0.999, agree
+    print("round trip: spike agreement with the trained model per layer", agree)
