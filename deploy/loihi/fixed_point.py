@@ -550,13 +550,13 @@ def mapping_errors(net: FixedNetwork) -> dict:
     for name, fp in net.populations.items():
         pop = net.plan.populations[name]
         lam = fp.scale.reshape(fp.shape[0], -1)[:, 0]
-        weights = []
-        for e_float, e in zip(pop.edges, fp.edges):
+        weights, biases = [], [_rel(fp.bias / fp.scale, pop.bias)]
+        for e in fp.edges:  # a bias into the current (an edge from the constant 1) counts as a bias
             op = e.ops[-1]
             per = (lam * pop.gain * e.unit / 64.0).reshape((-1,) + (1,) * (op.weight.ndim - 1))
-            weights.append(_rel(op.weight_int / per, op.weight))
+            (biases if e.source == ONE else weights).append(_rel(op.weight_int / per, op.weight))
         rec = {"weights": max(weights, default=0.0),
-               "bias": _rel(fp.bias / fp.scale, pop.bias),
+               "bias": max(biases),
                "decay_v": abs(fp.dv / DECAY_UNITY - pop.decay) / pop.decay if pop.decay else float(fp.dv != 0),
                "decay_u": abs((fp.du + 1) / DECAY_UNITY - pop.syn_decay) / pop.syn_decay}
         if fp.vth is not None:
