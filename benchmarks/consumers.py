@@ -51,7 +51,10 @@ def measure(run_dir: str, consumer: str, samples: int) -> dict:
     for k in ref:
         same_sample &= (spikes[k] == ref[k]).flatten(2).all(2).all(0)
     cfg = run.config
-    return {"run": run_dir, "model": cfg.model, "dataset": cfg.dataset, "T": cfg.T, "consumer": consumer,
+    trained = (f"{cfg.model} width {cfg.width:g}, {cfg.dataset}, --strategy {cfg.strategy}, {cfg.epochs} epochs on "
+               f"{cfg.train_samples or 'all'} training samples, T {cfg.T}, tau_mem {cfg.tau_mem:g}, dt {cfg.dt:g}")
+    return {"run": run_dir, "trained": trained, "model": cfg.model, "dataset": cfg.dataset, "T": cfg.T,
+            "consumer": consumer,
             "samples": int(x.shape[1]), "layers": f"{len(spikes)}/{len(ref)}",
             "same_class": float((summed.argmax(1) == logits.argmax(1)).float().mean()),
             "acc_model": float((logits.argmax(1) == y).float().mean()),
@@ -69,7 +72,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"| {r['run']} | {r['model']} | {r['dataset']} | {r['consumer']} | {r['graph_dt']:g} "
                      f"| {r['samples']} | {r['same_class']:.2%} | {r['acc_model']:.2%} / {r['acc_consumer']:.2%} "
-                     f"| {r['spike_rate']:.3f} | {r['spike_agreement']:.6%} | {r['spikes_differing']} of {r['spikes_total']} "
+                     f"| {r['spike_rate']:.3f} | {r['spike_agreement']:.6%} "
+                     f"| {r['spikes_differing']} of {r['spikes_total']} "
                      f"| {r['samples_all_spikes_equal']}/{r['samples']} | {r['seconds']:.0f} |")
     return "\n".join(lines)
 
@@ -102,7 +106,9 @@ def main(argv=None) -> int:
             "at a time; compared with the trained model on the same encoded test inputs "
             "(`deploy.pipeline.reference_inputs`, samples spread over the test set). Same class: argmax "
             "of the Output summed over the T steps vs the model's predicted class. Spike agreement: every "
-            "spike of every spiking layer at every step. Conventions: docs/consumers.md.\n\n" + text + "\n")
+            "spike of every spiking layer at every step. Conventions: docs/consumers.md.\n\n" + text + "\n\n"
+            "Runs (`tna train`; run folders are not in git):\n\n"
+            + "".join(f"- {r}: {t}\n" for r, t in dict((r["run"], r["trained"]) for r in rows).items()))
         print(f"wrote {args.md}")
     return 0
 

@@ -38,7 +38,8 @@ snntorch 1.0.0, `snntorch.import_nir.import_from_nir(graph)` (nirtorch.nir_to_to
     threshold becomes v_th/w_scale (weights stay). The Leaky then does m = beta*m + x, z = m > thr.
     With r = 1 and tau = 1e-4/decay this is ours scaled by 1/decay (m = v/decay): the same
     dynamics, but rounded differently (one rounding instead of our two), so spikes can differ
-    where v lands within float32 rounding of the threshold.
+    where v lands within float32 rounding of the threshold (measured: none differed in 1000 test
+    samples of four trained runs, docs/results/consumers.md).
   - one threshold per layer (a per-channel one would have to be folded into weights), v_leak = 0.
   - reset: every reset becomes reset-to-zero, and with `reset_delay=False` (as the importer sets
     it) the membrane is zeroed in the step that spikes: `do_reset = spk - reset_prev` and
@@ -133,7 +134,8 @@ def _drop_readout(nodes: dict, edges: list) -> list:
         srcs = [s for s, t in edges if t == name]
         dsts = [t for s, t in edges if s == name]
         if not all(isinstance(nodes[d], nir.Output) for d in dsts):
-            raise TnaError(f"NIR node {name}: an integrator that is not the readout cannot be exported to this consumer")
+            raise TnaError(f"NIR node {name}: an integrator that is not the readout cannot be exported "
+                           f"to this consumer")
         edges = [e for e in edges if name not in e] + [(s, d) for s in srcs for d in dsts]
         del nodes[name]
     return edges
@@ -287,7 +289,8 @@ def _lif_for(node: nir.LIF, name: str, c: Consumer, source_dt: float) -> tuple[n
         if _uniform(v, what, name) != (1.0 if what == "r" else 0.0):
             raise TnaError(f"NIR node {name}: LIF with {what} = {_uniform(v, what, name)} cannot be exported to "
                            f"{c.name} (it needs r = 1, v_leak = 0, v_reset = 0)")
-    _uniform(node.v_threshold, "v_threshold", name)  # one threshold per layer
+    if c.name == "snntorch":  # it asserts one threshold per layer (Norse takes one per neuron)
+        _uniform(node.v_threshold, "v_threshold", name)
     decay = _decay(tau, source_dt)
     dt = source_dt if c.dt is None else c.dt
     new_tau = _norse_tau(decay, dt) if c.name == "norse" else _snntorch_tau(decay, dt)
