@@ -180,12 +180,15 @@ def read_graph(path: str | Path):
     except Exception:  # noqa: BLE001 - damaged HDF5 structure
         raise TnaError(f"{path} is corrupt: its content does not match the digest written with it; "
                        "export it again") from None
-    try:
-        graph = nir.read(path)
-    except Exception as e:  # noqa: BLE001 - nir raises many types on foreign content
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise TnaError(f"{path} could not be read as a NIR graph ({type(e).__name__}: {msg}); "
-                       "export it again") from None
+    graph, errors = None, []
+    for type_check in (True, False):  # nir's own type inference fails on some valid graphs; read() checks shapes
+        try:
+            graph = nir.read(path, type_check=type_check)
+            break
+        except Exception as e:  # noqa: BLE001 - nir raises many types on foreign content
+            errors.append(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    if graph is None:
+        raise TnaError(f"{path} could not be read as a NIR graph ({errors[-1]}); export it again")
     meta = dict(getattr(graph, "metadata", {}) or {})
     if meta_value(meta.get("format")) != FORMAT and meta_value(meta.get("deployed_by")) != "tna":
         raise TnaError(f"{path} is a NIR graph but not a tna export (metadata format={meta.get('format')!r}); "

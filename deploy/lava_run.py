@@ -1,7 +1,9 @@
-"""Run a tna NIR graph on Lava (floating_pt or bit-accurate fixed_pt) over reference inputs.
+"""Run a NIR graph deployed by tna on Lava (floating_pt or bit-accurate fixed_pt) over reference inputs.
 
     .venv-lava/bin/python deploy/lava_run.py MODEL.nir REFERENCE.h5 --mode float|fixed --out OUT.h5 [--samples N]
 
+MODEL.nir is a tna export (deploy/export_nir.py) or any standard graph as `tna deploy GRAPH.nir` wrote
+it (deploy/any_graph.py: with dt, T, its input grid and calibration in the metadata, sealed).
 Reads the graph and the first N inputs of REFERENCE.h5, builds the Lava network
 (deploy/lavanet/network.py), compiles it once, runs all samples back to back and writes OUT.h5
 (the format is in deploy/files.py). Prints one JSON line (OUT.h5's attrs plus its path). A user
