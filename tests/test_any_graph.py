@@ -216,6 +216,13 @@ def test_lif_mlp_and_a_norse_round_trip(tmp_path):
     deploy_both(tmp_path / "b", fg.norse_roundtrip(), x, 1e-3)
 
 
+def test_lif_mlps_from_snntorch_and_norse_exporters(tmp_path):
+    """snnTorch's export_to_nir (written for its dt, 1e-4) and Norse's to_nir (1e-3) of LIF MLPs."""
+    for name, graph, dt in (("snn", fg.snntorch_exported("leaky_mlp"), 1e-4), ("norse", fg.norse_exported(), 1e-3)):
+        shape = plan_network(graph, dt=dt, T=1).input_shape
+        deploy_both(tmp_path / name, graph, fg.spike_inputs(3, 50, shape, 0.1), dt)
+
+
 @pytest.mark.parametrize("builder", ["nested_bias", "snntorch_rsynaptic"])
 def test_recurrent_cubalif_at_1e4(tmp_path, builder):
     """The NIR paper's Braille network shape: a recurrent CubaLIF layer (here with a bias into its current)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from deploy.graph import compat  # noqa: F401  (nir 1.0.8: non-square Conv2d output types)
-from deploy.graph.read import pair
+from deploy.graph.read import decimal, pair
 from tna.errors import TnaError
 
 with warnings.catch_warnings():
@@ -35,7 +35,7 @@ def _uniform(a: np.ndarray, what: str, name: str) -> float:
     a = np.asarray(a)
     if a.size and not np.all(a == a.flat[0]):
         raise TnaError(f"NIR node {name}: per-neuron {what} values are not supported (they must all be equal)")
-    return float(a.flat[0])
+    return decimal(a.flat[0])
 
 
 class LIFStep(nn.Module):

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from deploy.graph.read import Graph, Link, trace_link, dense_matrix, pooled_area, read
+from deploy.graph.read import Graph, Link, decimal, dense_matrix, pooled_area, read, trace_link
 from tna.config import SYNAPSES
 from tna.errors import TnaError
 
@@ -287,10 +287,10 @@ def _uniform_per_channel(a: np.ndarray, shape: tuple, what: str, name: str) -> n
 
 
 def _one(a, what: str, name: str) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    if a.size and np.ptp(a) > 1e-12 * abs(float(a.flat[0])):
+    a = np.asarray(a)
+    if a.size and np.ptp(a.astype(np.float64)) > 1e-12 * abs(float(a.flat[0])):
         raise TnaError(f"NIR node {name}: {what} must be one value per layer (Lava's decays are per process)")
-    return float(a.flat[0])
+    return decimal(a.flat[0])
 
 
 def _decay(tau, dt: float, what: str, name: str) -> float:

@@ -69,6 +69,15 @@ def meta_value(v):
     return v
 
 
+def decimal(x) -> float:
+    """A stored parameter as the number it was written as: a float32 value read back as its shortest
+    decimal (np.float32(2e-3) -> 0.002, not 0.0020000000949949026), so dt/tau gives the decay the
+    model was trained with (1e-3 / 0.002 = 0.5 exactly); other values unchanged."""
+    if isinstance(x, np.floating) and x.dtype == np.float32:
+        return float(str(x))
+    return float(x)
+
+
 def pair(v, what: str, name: str) -> tuple[int, int]:
     """A 2-D parameter (stride, padding, kernel size, ...): one value for both axes, or two."""
     a = np.atleast_1d(np.asarray(v)).astype(np.int64).ravel().tolist()
