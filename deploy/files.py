@@ -148,23 +148,11 @@ def same_file(a: str | Path, b: str | Path) -> bool:
 
 def read_graph(path: str | Path):
     """nir.read with one-line errors for missing, non-HDF5, non-NIR and non-tna files."""
-    import nir
-
     from deploy.graph import compat  # noqa: F401  (nir 1.0.8: non-square Conv2d output types)
     from deploy.graph.plan import FORMAT
     from deploy.graph.read import meta_value
 
-    path = Path(path)
-    if not path.is_file():
-        raise TnaError(f"{path} does not exist; pass the model.nir written by deploy/export_nir.py")
-    try:
-        with h5py.File(path, "r") as f:
-            is_nir = "node" in f and "version" in f
-    except OSError:
-        raise TnaError(f"{path} is not an HDF5 file, so not a NIR graph; pass the model.nir from the export") from None
-    if not is_nir:
-        raise TnaError(f"{path} is an HDF5 file but not a NIR graph (no 'node'/'version'); pass the model.nir "
-                       "from the export")
+    path = _nir_file(path, "the model.nir written by deploy/export_nir.py")
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get(DIGEST) is None:
@@ -180,15 +168,7 @@ def read_graph(path: str | Path):
     except Exception:  # noqa: BLE001 - damaged HDF5 structure
         raise TnaError(f"{path} is corrupt: its content does not match the digest written with it; "
                        "export it again") from None
-    graph, errors = None, []
-    for type_check in (True, False):  # nir's own type inference fails on some valid graphs; read() checks shapes
-        try:
-            graph = nir.read(path, type_check=type_check)
-            break
-        except Exception as e:  # noqa: BLE001 - nir raises many types on foreign content
-            errors.append(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-    if graph is None:
-        raise TnaError(f"{path} could not be read as a NIR graph ({errors[-1]}); export it again")
+    graph = _nir_read(path, "export it again")
     meta = dict(getattr(graph, "metadata", {}) or {})
     if meta_value(meta.get("format")) != FORMAT and meta_value(meta.get("deployed_by")) != "tna":
         raise TnaError(f"{path} is a NIR graph but not a tna export (metadata format={meta.get('format')!r}); "
@@ -203,40 +183,56 @@ def read_any_graph(path: str | Path):
     """Any standard NIR graph a user gives (another tool's export): nir.read, type-checked if it can
     be (snnTorch's exports fail nir's own type inference; tna's reader checks every shape itself),
     with one-line errors."""
-    import nir
-
     from deploy.graph import compat  # noqa: F401  (nir 1.0.8: non-square Conv2d output types)
 
+    path = _nir_file(path, "a NIR graph file (.nir)")
+    return _nir_read(path, "check the file")
+
+
+def _open_file(path: Path, what: str) -> h5py.File:
+    """An existing HDF5 file, opened read-only (one-line errors naming `what` to pass)."""
+    if not path.is_file():
+        raise TnaError(f"{path} does not exist; pass {what}")
+    try:
+        return h5py.File(path, "r")
+    except OSError:
+        raise TnaError(f"{path} is not an HDF5 file; pass {what}") from None
+
+
+def _nir_file(path, what: str) -> Path:
+    """The path of an existing HDF5 file that holds a NIR graph (one-line errors naming `what` to pass)."""
     path = Path(path)
     if not path.is_file():
-        raise TnaError(f"{path} does not exist; pass a NIR graph file (.nir)")
+        raise TnaError(f"{path} does not exist; pass {what}")
     try:
         with h5py.File(path, "r") as f:
             is_nir = "node" in f and "version" in f
     except OSError:
-        raise TnaError(f"{path} is not an HDF5 file, so not a NIR graph; pass a .nir file") from None
+        raise TnaError(f"{path} is not an HDF5 file, so not a NIR graph; pass {what}") from None
     if not is_nir:
-        raise TnaError(f"{path} is an HDF5 file but not a NIR graph (no 'node'/'version'); pass a .nir file")
+        raise TnaError(f"{path} is an HDF5 file but not a NIR graph (no 'node'/'version'); pass {what}")
+    return path
+
+
+def _nir_read(path: Path, fix: str):
+    """nir.read, type-checked when nir's own type inference accepts the graph (it rejects some valid
+    ones, e.g. snnTorch's exports; tna's reader checks every shape itself)."""
+    import nir
+
     errors = []
     for type_check in (True, False):
         try:
             return nir.read(path, type_check=type_check)
         except Exception as e:  # noqa: BLE001 - nir raises many types on foreign content
             errors.append(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-    raise TnaError(f"{path} could not be read as a NIR graph ({errors[-1]}); check the file")
+    raise TnaError(f"{path} could not be read as a NIR graph ({errors[-1]}); {fix}")
 
 
 def read_user_inputs(path: str | Path, samples: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """INPUTS.h5 from the user: `input` [N, T, *input_shape] (spikes or analog values) and optional
     `labels` [N]. Returns (the first `samples` inputs as float32, labels or None); one-line errors."""
     path = Path(path)
-    if not path.is_file():
-        raise TnaError(f"{path} does not exist; pass an HDF5 file with 'input' [N, T, *input_shape]")
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise TnaError(f"{path} is not an HDF5 file; pass an HDF5 file with 'input' [N, T, *input_shape]") from None
-    with f:
+    with _open_file(path, "an HDF5 file with 'input' [N, T, *input_shape]") as f:
         if "input" not in f or not isinstance(f["input"], h5py.Dataset):
             raise TnaError(f"{path} has no 'input' dataset; write the inputs as 'input' [N, T, *input_shape]")
         ds = f["input"]
@@ -290,13 +286,7 @@ def open_h5(path: str | Path, what: str) -> h5py.File:
 def read_inputs(path: str | Path, samples: int | None = None) -> np.ndarray:
     """The first `samples` inputs of a reference.h5 [N, T, *input_shape] (float32), one-line errors."""
     path = Path(path)
-    if not path.is_file():
-        raise TnaError(f"{path} does not exist; pass the reference.h5 written by deploy/export_nir.py")
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise TnaError(f"{path} is not an HDF5 file; pass the reference.h5 written by deploy/export_nir.py") from None
-    with f:
+    with _open_file(path, "the reference.h5 written by deploy/export_nir.py") as f:
         try:
             has_input = "input" in f and isinstance(f["input"], h5py.Dataset)
         except Exception:  # noqa: BLE001 - damaged HDF5 structure

@@ -84,7 +84,8 @@ def summary(v: dict) -> str:
     for name, r in v["layers"].items():
         lines.append(f"{name:<22}{r['agreement']:>12.6%}{r['spikes_trained']:>18}{r['spikes_deployed']:>13}")
     lines.append(f"{'all layers':<22}{v['spike_agreement']:>12.6%}{v['spikes_trained']:>18}{v['spikes_deployed']:>13}")
-    acc = "" if v["accuracy_trained"] is None else (f"   accuracy reference {v['accuracy_trained']:.2%}, "
+    who = "reference" if v.get("reference", "").startswith("float") else "trained"
+    acc = "" if v["accuracy_trained"] is None else (f"   accuracy {who} {v['accuracy_trained']:.2%}, "
                                                     f"Lava {v['accuracy_deployed']:.2%}")
     lines.append(f"same predicted class: {v['output_agreement']:.2%}{acc}")
     d = v["first_divergence"]

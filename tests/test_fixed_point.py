@@ -409,8 +409,9 @@ def test_lif_run_is_the_step_repeated(dv):
 
 
 @pytest.mark.parametrize("change,match", [
-    (lambda n: n.update(lif1=nir.CubaLIF(tau_syn=np.ones(3), tau_mem=np.ones(3), r=np.ones(3), v_leak=np.zeros(3),
-                                         v_threshold=np.ones(3))), "lif1: a bias into a CubaLIF's synaptic current"),
+    (lambda n: n.update(lif1=nir.CubaLIF(tau_syn=np.array([1.0, 1.0, 2.0]), tau_mem=np.ones(3), r=np.ones(3),
+                                         v_leak=np.zeros(3), v_threshold=np.ones(3))),
+     "lif1: tau_syn must be one value per layer"),
     (lambda n: setattr(n["lif1"], "v_reset", np.full(3, -0.5)), "lif1: LIF with v_reset != 0"),
     (lambda n: setattr(n["lif1"], "tau", np.array([2e-3, 2e-3, 4e-3])), "lif1: tau must be one value per layer"),
 ])

@@ -69,7 +69,7 @@ def test_deployment_then_energy_notebooks(bench, tmp_path):
     nb, images = execute("3_deployment_walkthrough.ipynb", {"TNA_RUN": str(run), "TNA_SAMPLES": "4"}, tmp_path)
     assert len(images) >= 2 and (run / "deploy" / "lava_fixed.h5").is_file()
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
-    assert "verification: Lava fixed vs loihi-exact torch" in text and "first divergence: none" in text
+    assert "verification: Lava fixed vs loihi-exact emulator" in text and "first divergence: none" in text
     runs = {"SNN full (TNA)": run_of(bench, "tna", "full"), "SNN ternary (TNA)": str(run),
             "deployed": str(run)}
     nb, images = execute("2_energy_and_spikes.ipynb", {"TNA_RUNS": json.dumps(runs)}, tmp_path)
