@@ -251,6 +251,20 @@ def test_graph_errors_are_one_line_and_write_nothing(tmp_path):
         assert not out.exists()
     proc = tna("deploy", tmp_path / "in.h5", "--inputs", tmp_path / "in.h5", "--dt", "1e-3", "--out", out, ok=False)
     assert proc.returncode == 2 and "not a NIR graph" in proc.stderr and not out.exists()
+    # damaged values: NaN inputs, a NaN weight, an unsupported cycle; and --out naming a file
+    x = np.ones((2, 4, 1), np.float32)
+    x[1, 2, 0] = np.nan
+    fg.write_inputs(tmp_path / "nan.h5", x)
+    nan_graph = chain(nir.IF(r=one(), v_threshold=one(), v_reset=one() * 0), w=float("nan"))
+    nir.write(tmp_path / "nan.nir", nan_graph)
+    (tmp_path / "a_file").write_text("x")
+    for graph, inputs, o, match in [(tmp_path / "g.nir", tmp_path / "nan.h5", out, "NaN or infinite"),
+                                    (tmp_path / "nan.nir", tmp_path / "in.h5", out, "w: weight holds NaN"),
+                                    (tmp_path / "g.nir", tmp_path / "in.h5", tmp_path / "a_file", "is a file")]:
+        proc = tna("deploy", graph, "--inputs", inputs, "--dt", "1e-3", "--out", o, ok=False)
+        assert proc.returncode == 2 and match in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, \
+            proc.stderr
+        assert not out.exists()
 
 
 def test_prepare_puts_dt_T_grid_and_calibration_into_the_graph(tmp_path):
