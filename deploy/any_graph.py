@@ -68,6 +68,10 @@ def prepare(graph_path, inputs_path, dt: float, samples: int | None = None, inpu
     if int(np.prod(x.shape[2:])) != int(np.prod(plan.input_shape)):
         raise TnaError(f"inputs have shape {x.shape[2:]} per step but the graph's Input takes {plan.input_shape}")
     x = x.reshape(x.shape[:2] + tuple(plan.input_shape))
+    classes = int(np.prod(plan.populations[plan.output_source].shape))
+    if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        raise TnaError(f"labels span [{labels.min()}, {labels.max()}] but the Output has {classes} values (classes "
+                       f"0..{classes - 1}); fix the 'labels' of {inputs_path}")
     ranges = {}  # the fixed-point calibration: the largest |u|, |v| of the float reference, kept in the graph
     simulate_float(plan, np.ascontiguousarray(x.swapaxes(0, 1)), ranges)
     meta["calibration"] = calibration_json(ranges)

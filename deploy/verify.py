@@ -62,7 +62,8 @@ def compare(reference: str | Path, deployed: str | Path, mode: str) -> dict:
         foreign = "source_graph" in ref.attrs
     return {
         "mode": mode, "golden": group, "samples": int(n),
-        "spike_agreement": agree / max(total, 1),
+        "spike_agreement": agree / total if total else 1.0,  # no spiking layer: nothing can disagree
+        "spiking_layers": len(layers),
         "layers": per_layer,
         "first_divergence": first,
         "output_agreement": float((ref_pred == dep_pred).mean()),
@@ -111,7 +112,7 @@ def compare_outputs(a_path: str | Path, b_path: str | Path, reference: str | Pat
             per[name] = {"agreement": float(same.mean()), "spikes_a": int(sa.sum()), "spikes_b": int(sb.sum())}
             agree, total = agree + int(same.sum()), total + same.size
         pa, pb = a["logits"][:n].argmax(1), b["logits"][:n].argmax(1)
-    out = {"a": Path(a_path).name, "b": Path(b_path).name, "samples": n, "spike_agreement": agree / max(total, 1),
+    out = {"a": Path(a_path).name, "b": Path(b_path).name, "samples": n, "spike_agreement": agree / total if total else 1.0,
            "layers": per, "same_class": float((pa == pb).mean())}
     if has_labels:
         out["accuracy_a"], out["accuracy_b"] = float((pa == labels[:n]).mean()), float((pb == labels[:n]).mean())

@@ -363,9 +363,10 @@ def _edge(g: Graph, link: Link, unit: float, dt: float) -> Edge:
     extra = dict(recurrent=link.recurrent, delay=int(round(steps)))
     if w_node is None or w_node.kind == "Scale":
         shape = link.path[-1].shape if link.path else g.shape(link.source)
-        if len(shape) != len(g.shape(link.target)):
-            raise TnaError(f"NIR edge {link.source} -> {link.target}: a Flatten without a synaptic layer is not "
-                           "supported")
+        flat = [n.name for n in link.path if n.kind == "Flatten"]
+        if flat or len(shape) != len(g.shape(link.target)):
+            raise TnaError(f"NIR node {flat[0] if flat else link.source}: a Flatten must be followed by an "
+                           f"Affine/Linear on the way to {link.target} (Lava has no reshaping synapse)")
         w = np.ones(shape[0]) if w_node is None else _uniform_per_channel(w_node.weight, shape, "Scale", w_node.name)
         names = () if w_node is None else (w_node.name,)
         ops = _sumpools(link, link.pools) + [Op("scale", names, shape, shape, w)]

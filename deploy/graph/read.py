@@ -214,7 +214,12 @@ def topological_order(nodes, preds: dict, succs: dict) -> list:
             if indeg[t] == 0:
                 ready.append(t)
     if len(order) != len(nodes):
-        stuck = [n for n in nodes if n not in order]
+        stuck = {n for n in nodes if n not in order}
+        sinks = True
+        while sinks:  # what is left after Kahn: the cycles and what they feed; keep the cycles
+            sinks = {n for n in stuck if not any(t in stuck for t in succs[n])}
+            stuck -= sinks
+        stuck = sorted(stuck)
         raise TnaError(f"the graph has a cycle through {', '.join(stuck[:4])} that is not a population's own "
                        "recurrent connection (population -> Affine/Linear -> the same population); tna maps "
                        "feed-forward graphs and such self-recurrent layers only")
@@ -229,10 +234,15 @@ def flatten_subgraphs(nodes: dict, edges: list) -> tuple[dict, list]:
     ins, outs = {}, {}
     for name, node in nodes.items():
         if kind_of(node) != "NIRGraph":
+            if name in flat:
+                raise TnaError(f"NIR node {name}: the name is used twice (also a node inside a subgraph); rename one")
             flat[name] = node
             continue
         sub_nodes, sub_edges = flatten_subgraphs(dict(node.nodes), [tuple(map(meta_value, e)) for e in node.edges])
         for inner, n in sub_nodes.items():
+            if f"{name}.{inner}" in nodes or f"{name}.{inner}" in flat:
+                raise TnaError(f"NIR node {name}.{inner}: the name is used twice (a node named like the node {inner} "
+                               f"inside subgraph {name}); rename one of them")
             flat[f"{name}.{inner}"] = n
             if kind_of(n) in ("Input", "Output"):
                 inner_io.add(f"{name}.{inner}")
@@ -385,7 +395,7 @@ def _node(n: str, node, ins: list) -> Node:
         w = np.asarray(node.weight, dtype=np.float64)
         if len(shp) != 1 or w.ndim != 2 or w.shape[1] != shp[0]:
             raise TnaError(f"NIR node {n}: {k} weight {w.shape} does not fit its input {shp} "
-                           "(a (C, H, W) input needs a Flatten first)")
+                           "(flatten the whole sample first: Flatten(start_dim=0, end_dim=-1) on batch-free shapes)")
         return Node(n, k, node, (int(w.shape[0]),), shp, None, w, _bias(node, w.shape[0]) if k == "Affine" else None)
     if k == "Scale":
         sc = np.asarray(node.scale, dtype=np.float64)
@@ -506,6 +516,9 @@ def _fold_scales(path: list, target: str) -> list:
             c = _per_channel(s, node.name)
             path[i + 1] = replace(nxt, weight=nxt.weight * c.reshape(1, -1, 1, 1))
             del path[i]
+        elif nxt is not None and nxt.kind == "Conv2d":
+            raise TnaError(f"NIR node {node.name}: a Scale before a grouped Conv2d ({nxt.name}, groups "
+                           f"{nxt.window.groups}) is not supported; scale after the convolution instead")
         else:
             raise TnaError(f"NIR node {node.name}: a Scale must sit next to the Affine/Linear/Conv2d it scales "
                            f"(on the way into {target})")

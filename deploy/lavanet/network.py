@@ -186,7 +186,7 @@ class LavaNetwork:
                     graded = True  # after any stage the values are integers/sums, not 0/1
                 if tuple(shape) != tuple(pop.shape):
                     raise TnaError(f"internal: edge {e.source} -> {name} ends with shape {shape}, not {pop.shape}")
-                hold = 1 if e.recurrent else e.delay  # steps that would carry the previous sample: zero
+                hold = int(e.recurrent) + e.delay  # steps that would carry the previous sample: zero
                 if hold:
                     port = self._gate(port, shape, hold, **gate)
                 port.connect(proc.a_in)

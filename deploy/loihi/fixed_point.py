@@ -378,7 +378,9 @@ class _Scaling:
         self.u_gain = DECAY_UNITY / (self.du + 1)  # sup|U| <= 64 |a| * u_gain (a geometric series)
         self.v_steps = DECAY_UNITY / self.dv if self.dv else float(self.T)  # sup|V| <= per-step drive * v_steps
         if pop.kind == "lif" and np.any(pop.threshold < 0):
-            raise TnaError(f"NIR node {pop.name}: negative v_threshold is not supported in fixed point")
+            raise TnaError(f"NIR node {pop.name}: a negative threshold ({pop.nir_kind} "
+                           f"{'threshold' if pop.nir_kind == 'Threshold' else 'v_threshold'}) is not supported in "
+                           "fixed point")
         # an edge whose channels include a primary one has weights up to K * ratio: K must be on its grid
         self.ratios = [(op.kind == "dense", float(np.max(u / self.qref)))
                        for op, u, syn in zip(self.finals, self.units, synaptic)

@@ -184,24 +184,25 @@ def _edge_input(be, e, x, bound: float, T: int, constant: bool):
 
 def _recurrent_run(be, p, a, T: int):
     """A population with recurrent edges, step by step: its input at step t adds the recurrent stages
-    on its own spikes of step t-1 (none at t = 0). Returns (spikes [T, ...] bool, V of the last step)."""
+    on its own spikes of step t - 1 - delay (none before the sample). Returns (spikes [T, ...], V of the
+    last step, V summed over the steps)."""
     xp = be.xp
     vth = None if p.vth is None else be.const(p.vth, be.i64)
     bias = be.const(p.bias, be.i64)
     a = be.cast(a, be.i64)
     u = v = a[0] * 0
-    s = be.cast(a[0] * 0, be.f32)
+    silent = be.cast(a[0] * 0, be.f32)
     rec = [e for e in p.edges if e.recurrent]
     spikes, total = [], v
     for t in range(T):
         a_t = a[t]
         for e in rec:
-            y, _ = _stage(be, e.ops[0], s, 1.0)
+            past = t - 1 - e.delay
+            y, _ = _stage(be, e.ops[0], be.cast(spikes[past], be.f32) if past >= 0 else silent, 1.0)
             a_t = a_t + be.cast(y, be.i64).reshape(a_t.shape)
         u, v, z = lif_fixed_step(u, v, a_t, p.du, p.dv, bias, vth, xp)
         spikes.append(z)
         total = total + v
-        s = be.cast(z, be.f32)
     return xp.stack(spikes), v, total
 
 
