@@ -57,9 +57,13 @@ def prepare(graph_path, inputs_path, dt: float, samples: int | None = None, inpu
         raise TnaError(f"--samples must be at least 1, got {samples}")
     graph = files.read_any_graph(graph_path)
     x, labels = files.read_user_inputs(inputs_path, samples)
-    if not (dt is not None and np.isfinite(dt) and dt > 0):
-        raise TnaError(f"--dt must be a positive number of seconds, got {dt}; NIR stores no dt: give the step the "
-                       "graph was made for (snnTorch: 1e-4, Norse: 1e-3)")
+    if dt is None and "dt" in (graph.metadata or {}):  # a graph that says its step (tna's exports do)
+        dt = float(np.asarray(graph.metadata["dt"]).ravel()[0])
+    if dt is None:
+        raise TnaError("the graph does not say its time step (NIR stores no dt): pass --dt SECONDS, the step it "
+                       "was made for (snnTorch: 1e-4, Norse: 1e-3)")
+    if not (np.isfinite(dt) and dt > 0):
+        raise TnaError(f"--dt must be a positive number of seconds, got {dt}")
     scale, rng = input_grid(x, input_scale)
     meta = {**{k: v for k, v in dict(graph.metadata or {}).items() if k not in ("format",)},
             "deployed_by": "tna", "dt": float(dt), "T": int(x.shape[1]), "input_scale": scale, "input_range": rng,
@@ -115,11 +119,11 @@ def export(graph_path, inputs_path, out_dir, dt: float, samples: int | None = No
     return nir_path, ref_path, mapping_errors(net)
 
 
-def deploy_graph(graph_path, inputs_path, out_dir, dt: float, modes=MODES, samples: int | None = None,
+def deploy_graph(graph_path, inputs_path, out_dir, dt: float | None, modes=MODES, samples: int | None = None,
                  input_scale: float | None = None, min_agreement: float | None = None, log=print) -> Deployment:
     """Export, run Lava in each mode, verify; writes DIR/verification.json (one record per mode under
     "modes", "fixed_vs_float", "mapping_errors") and verification.txt."""
-    log(f"planning {graph_path} at dt = {dt:g} s ...")
+    log(f"planning {graph_path} at dt = {'its metadata dt' if dt is None else f'{dt:g} s'} ...")
     nir_path, ref_path, errors = export(graph_path, inputs_path, out_dir, dt, samples, input_scale)
     out_dir = nir_path.parent
     result = Deployment(nir_path, ref_path, {})

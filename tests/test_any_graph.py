@@ -285,7 +285,7 @@ def test_graph_errors_are_one_line_and_write_nothing(tmp_path):
     fg.write_inputs(tmp_path / "in.h5", np.ones((2, 4, 1), np.float32))
     fg.write_inputs(tmp_path / "bad.h5", np.ones((2, 4, 3), np.float32))
     out = tmp_path / "out"
-    for args, match in [((), "also give --dt SECONDS"),
+    for args, match in [((), "pass --dt SECONDS"),
                         (("--dt", "1e-3", "--inputs", tmp_path / "bad.h5"), "the graph's Input takes (1,)"),
                         (("--dt", "-1"), "--dt must be a positive number"),
                         (("--dt", "1e-3", "--samples", "0"), "--samples must be at least 1")]:

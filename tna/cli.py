@@ -177,11 +177,10 @@ def cmd_deploy(args) -> int:
     if target.is_file():  # any standard NIR graph, with the user's inputs
         from deploy.any_graph import deploy_graph
 
-        missing = [o for o, v in (("--inputs INPUTS.h5", args.inputs), ("--dt SECONDS", args.dt),
-                                  ("--out DIR", args.out)) if v is None]
+        missing = [o for o, v in (("--inputs INPUTS.h5", args.inputs), ("--out DIR", args.out)) if v is None]
         if missing:
-            raise TnaError(f"{target} is a graph file: also give {', '.join(missing)} (NIR stores no dt; the inputs "
-                           "are [N, T, *input_shape] in an HDF5 dataset 'input')")
+            raise TnaError(f"{target} is a graph file: also give {', '.join(missing)} (the inputs are [N, T, "
+                           "*input_shape] in an HDF5 dataset 'input'), and --dt SECONDS unless the graph says its dt")
         if args.synapses or args.data_root:
             raise TnaError("--synapses and --data-root apply to a run folder, not to a graph file")
         result = deploy_graph(target, args.inputs, args.out, args.dt, modes, samples=args.samples,
@@ -256,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--inputs", metavar="INPUTS.h5", help="HDF5 with 'input' [N, T, *input_shape] (spikes or analog "
                                                          "values) and optionally 'labels' [N]")
     g.add_argument("--dt", type=float, metavar="SECONDS", help="the time step the graph was made for (NIR stores "
-                                                               "none; snnTorch 1e-4, Norse 1e-3)")
+                                                               "none; snnTorch 1e-4, Norse 1e-3); default: the "
+                                                               "graph's metadata 'dt', if it has one")
     g.add_argument("--out", metavar="DIR", help="folder for model.nir, reference.h5, lava_*.h5, verification.*")
     g.add_argument("--input-scale", type=float, default=None,
                    help="value of one input integer in fixed point (default: 1 for whole-number inputs, else "
