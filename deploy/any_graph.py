@@ -21,16 +21,17 @@ round(x / input_scale), input_scale 1 when every input is a whole number, else m
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from deploy import files, verify as verification
 from deploy.graph.float_sim import simulate_float
-from deploy.graph.plan import plan_network
-from deploy.loihi.fixed_point import calibration_json, fixed_network, mapping_errors, quantize_input
+from deploy.graph.plan import NetworkPlan, plan_network
+from deploy.loihi.fixed_point import FixedNetwork, calibration_json, fixed_network, mapping_errors, quantize_input
 from deploy.loihi.simulate import output_values, simulate
-from deploy.pipeline import MIN_AGREEMENT, MODES, Deployment, provenance, run_lava
+from deploy.pipeline import MODES, Deployment, provenance, run_lava
 from tna import runs
 from tna.errors import TnaError
 
@@ -48,9 +49,21 @@ def input_grid(x: np.ndarray, input_scale: float | None = None) -> tuple[float, 
     return float(input_scale), [float(q.min(initial=0.0) * input_scale), float(q.max(initial=0.0) * input_scale)]
 
 
-def prepare(graph_path, inputs_path, dt: float, samples: int | None = None, input_scale: float | None = None):
-    """Read and plan everything (no file written): (graph with deployment metadata, plan, integer
-    network, inputs [N, T, *input_shape] in the plan's shape, labels or None)."""
+@dataclass
+class Prepared:
+    """Everything a deployment needs, before any file is written."""
+
+    graph: object                # nir.NIRGraph with the deployment metadata (dt, T, input grid, calibration)
+    plan: NetworkPlan
+    net: FixedNetwork
+    x: np.ndarray                # inputs [N, T, *input_shape] in the plan's shape
+    labels: np.ndarray | None
+    float_run: tuple             # simulate_float's (spikes, outputs) on x: the float golden
+
+
+def prepare(graph_path, inputs_path, dt: float | None, samples: int | None = None,
+            input_scale: float | None = None) -> Prepared:
+    """Read, check and plan everything; run the float reference (no file written)."""
     import nir
 
     if samples is not None and samples < 1:
@@ -77,33 +90,35 @@ def prepare(graph_path, inputs_path, dt: float, samples: int | None = None, inpu
         raise TnaError(f"labels span [{labels.min()}, {labels.max()}] but the Output has {classes} values (classes "
                        f"0..{classes - 1}); fix the 'labels' of {inputs_path}")
     ranges = {}  # the fixed-point calibration: the largest |u|, |v| of the float reference, kept in the graph
-    simulate_float(plan, np.ascontiguousarray(x.swapaxes(0, 1)), ranges)
+    float_run = simulate_float(plan, np.ascontiguousarray(x.swapaxes(0, 1)), ranges)
     meta["calibration"] = calibration_json(ranges)
     graph = nir.NIRGraph(nodes=graph.nodes, edges=graph.edges, metadata=meta, type_check=False)
     plan = plan_network(graph)
-    return graph, plan, fixed_network(plan), x, labels
+    return Prepared(graph, plan, fixed_network(plan), x, labels, float_run)
 
 
-def goldens(plan, net, x: np.ndarray) -> dict:
+def goldens(p: Prepared) -> dict:
     """{"float": (spikes, outputs), "loihi": (spikes, outputs)}, spikes [N, T, ...], outputs [N, K]."""
+    plan, net, x = p.plan, p.net, p.x
     xt = np.ascontiguousarray(x.transpose(1, 0, *range(2, x.ndim)))  # [T, N, ...]
-    f_spikes, f_out = simulate_float(plan, xt)
+    f_spikes, f_out = p.float_run
     l_spikes, l_out = simulate(net, quantize_input(xt.astype(np.float64), plan.input_scale))
     per_sample = lambda sp: {k: np.asarray(v).astype(np.uint8).swapaxes(0, 1) for k, v in sp.items()}  # noqa: E731
     return {"float": (per_sample(f_spikes), f_out), "loihi": (per_sample(l_spikes), output_values(net, l_out))}
 
 
-def export(graph_path, inputs_path, out_dir, dt: float, samples: int | None = None,
+def export(graph_path, inputs_path, out_dir, dt: float | None, samples: int | None = None,
            input_scale: float | None = None) -> tuple[Path, Path, dict]:
     """DIR/model.nir and DIR/reference.h5 (written together, atomically). Returns their paths and the
     mapping errors per layer."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise TnaError(f"--out {out_dir} is a file; give a folder to write the deployment into")
-    graph, plan, net, x, labels = prepare(graph_path, inputs_path, dt, samples, input_scale)
+    p = prepare(graph_path, inputs_path, dt, samples, input_scale)
+    graph, plan, net, x, labels = p.graph, p.plan, p.net, p.x, p.labels
     out_dir.mkdir(parents=True, exist_ok=True)
     runs.check_writable(out_dir)
-    gold = goldens(plan, net, x)
+    gold = goldens(p)
     layers = [n for n, p in plan.populations.items() if p.kind == "lif"]
     nir_path, ref_path = out_dir / runs.MODEL_NIR, out_dir / runs.REFERENCE
     n = len(x)
@@ -152,4 +167,4 @@ def deploy_graph(graph_path, inputs_path, out_dir, dt: float | None, modes=MODES
     return result
 
 
-__all__ = ["deploy_graph", "export", "prepare", "goldens", "input_grid", "MIN_AGREEMENT"]
+__all__ = ["deploy_graph", "export", "prepare", "goldens", "input_grid", "Prepared"]

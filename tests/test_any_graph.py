@@ -316,12 +316,13 @@ def test_prepare_puts_dt_T_grid_and_calibration_into_the_graph(tmp_path):
     nir.write(tmp_path / "g.nir", fg.lif_mlp())
     x = np.random.default_rng(0).uniform(0, 1, (2, 8, 40)).astype(np.float32)
     fg.write_inputs(tmp_path / "in.h5", x)
-    graph, plan, net, xs, labels = prepare(tmp_path / "g.nir", tmp_path / "in.h5", 1e-3)
-    assert labels is None and plan.T == 8 and plan.dt == 1e-3 and not plan.tna
+    p = prepare(tmp_path / "g.nir", tmp_path / "in.h5", 1e-3)
+    graph, plan, net = p.graph, p.plan, p.net
+    assert p.labels is None and plan.T == 8 and plan.dt == 1e-3 and not plan.tna
     assert plan.input_scale == pytest.approx(float(x.max()) / 255)  # analog inputs: 8-bit grid
     assert "calibration" in graph.metadata and fixed_network(plan_network(graph)).populations.keys() == \
         net.populations.keys()
-    gold = goldens(plan, net, xs)
+    gold = goldens(p)
     assert gold["float"][1].shape == gold["loihi"][1].shape == (2, 10)
 
 
