@@ -33,6 +33,8 @@ from pathlib import Path
 import nir
 import numpy as np
 
+from deploy.graph.read import conv2d_np, flatten_subgraphs, pair
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 IF_CNN_WEIGHTS = DATA_DIR / "if_cnn_weights.npz"
 
@@ -586,39 +588,15 @@ def norse_roundtrip(seed: int = 0, dt: float = 1e-3) -> nir.NIRGraph:
 
 
 # ------------------------------------------------------------------ a plain reference, for rate checks
-def _flatten_subgraphs(graph: nir.NIRGraph) -> tuple[dict, list]:
-    """Nested subgraphs inlined: inner nodes become 'sub.inner'; edges to/from 'sub' go to 'sub.input' /
-    come from 'sub.output' (inner Input/Output nodes act as identities)."""
-    nodes, edges = {}, []
-    for name, node in graph.nodes.items():
-        if isinstance(node, nir.NIRGraph):
-            inner_nodes, inner_edges = _flatten_subgraphs(node)
-            nodes |= {f"{name}.{k}": v for k, v in inner_nodes.items()}
-            edges += [(f"{name}.{a}", f"{name}.{b}") for a, b in inner_edges]
-        else:
-            nodes[name] = node
-    for a, b in graph.edges:
-        a = f"{a}.output" if isinstance(graph.nodes[a], nir.NIRGraph) else a
-        b = f"{b}.input" if isinstance(graph.nodes[b], nir.NIRGraph) else b
-        edges.append((a, b))
-    return nodes, edges
-
-
 def _conv2d(x: np.ndarray, node: nir.Conv2d) -> np.ndarray:
-    w = np.asarray(node.weight)
-    p = np.broadcast_to(np.asarray(node.padding), (2,))
-    s = np.broadcast_to(np.asarray(node.stride), (2,))
-    xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
-    win = np.lib.stride_tricks.sliding_window_view(xp, w.shape[2:], axis=(2, 3))[:, :, ::s[0], ::s[1]]
-    y = np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3]))  # [N, H', W', O]
-    return y.transpose(0, 3, 1, 2) + np.asarray(node.bias)[None, :, None, None]
+    w, b = np.asarray(node.weight, np.float64), np.asarray(node.bias, np.float64)
+    return conv2d_np(x, w, pair(node.stride, "stride", "conv"), pair(node.padding, "padding", "conv")) + \
+        b[None, :, None, None]
 
 
 def _sumpool(x: np.ndarray, node: nir.SumPool2d) -> np.ndarray:
-    k = np.broadcast_to(np.asarray(node.kernel_size), (2,))
-    s = np.broadcast_to(np.asarray(node.stride), (2,))
-    win = np.lib.stride_tricks.sliding_window_view(x, tuple(k), axis=(2, 3))[:, :, ::s[0], ::s[1]]
-    return win.sum(axis=(4, 5))
+    k = pair(node.kernel_size, "kernel_size", "pool")
+    return conv2d_np(x, np.ones((x.shape[1], 1) + k), pair(node.stride, "stride", "pool"), groups=x.shape[1])
 
 
 def reference_rates(graph: nir.NIRGraph, x: np.ndarray, dt: float) -> dict[str, float]:
@@ -633,7 +611,7 @@ def reference_run(graph: nir.NIRGraph, x: np.ndarray, dt: float) -> tuple[dict[s
     mapper's exact spikes: feed-forward edges carry no delay, a recurrent edge reads the previous step.
     IF: v += dt*r*I; LIF: v += dt/tau*(v_leak - v + r*I); CubaLIF/CubaLI: I_syn += dt/tau_syn*(w_in*x - I_syn)
     first, then v += dt/tau_mem*(v_leak - v + r*I_syn); spike v > v_threshold, v := v_reset."""
-    nodes, edges = _flatten_subgraphs(graph)
+    nodes, edges = flatten_subgraphs(dict(graph.nodes), [tuple(e) for e in graph.edges])
     succ: dict[str, list] = {}
     for a, b in edges:
         succ.setdefault(a, []).append(b)

@@ -60,6 +60,7 @@ import numpy as np
 import torch
 
 from deploy.graph import compat  # noqa: F401  (nir 1.0.8: non-square Conv2d output types)
+from deploy.graph.read import decimal
 from tna.errors import TnaError
 
 READOUT = "sum over steps"
@@ -175,7 +176,7 @@ def _decay(tau: float, dt: float) -> np.float32:
     The graph stores tau in float32 (2e-3 -> 0.0020000000949...), and dt/that rounds to 0.49999997,
     not the model's 0.5: tau is read back as the shortest decimal that float32 value prints as (the
     config's own value, e.g. 0.002), then divided in double precision, as the model did."""
-    return np.float32(dt / float(str(np.float32(tau))))
+    return np.float32(dt / decimal(np.float32(tau)))
 
 
 def _preds(edges, t):

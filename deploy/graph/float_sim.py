@@ -75,7 +75,7 @@ def _stage(op: Op, y: np.ndarray, gain: np.ndarray | None, graded: bool) -> np.n
     x = y.reshape(m, 1, 1, c) if one_d else _lava(y)  # a 1-D stage runs on a (1, 1, F) reshape
     if op.kind == "scale":
         w = (op.weight if gain is None else op.weight * gain).reshape(c, 1, 1, 1)
-        out = _conv_lava(x, w, Op("scale", (), (c, 1, 1), (c, 1, 1)), groups=c)
+        out = _conv_lava(x, w, op, groups=c)  # a 1x1 depthwise conv: stride 1, no padding
     elif op.kind == "sumpool":
         w = np.ones((c, 1) + tuple(op.kernel)) / op.divisor
         out = _conv_lava(x, w, op, groups=c)

@@ -170,14 +170,15 @@ class LavaNetwork:
                 proc.v_out.connect(rec.a_in)
             self.pops[name], self.recorders[name] = proc, rec
             edges = fixed.populations[name].edges if self.mode == "fixed" else pop.edges
-            src_lat = {e.source: (0 if e.source == plan.input_name else pop.latency - 1 if e.source == ONE
-                                  else plan.populations[e.source].latency) for e in edges}
+            src_lat = {e.source: (0 if e.source == plan.input_name else plan.populations[e.source].latency)
+                       for e in edges if e.source != ONE}
             out_port[name] = (proc.s_out, pop.shape)
             gate = dict(period=T, offset=(1 + pop.latency) % T)  # model step k = (time_step - offset) mod T
             for e in edges:
                 port, shape = out_port[e.source]
                 graded = e.source == plan.input_name
-                lag = 0 if e.recurrent else pop.latency - src_lat[e.source] - len(e.ops)
+                # a recurrent edge is one step late by design; the constant bias source needs no alignment
+                lag = 0 if e.recurrent or e.source == ONE else pop.latency - src_lat[e.source] - len(e.ops)
                 for _ in range(lag + e.delay):
                     port = self._delay(port, shape)
                 for i, op in enumerate(e.ops):

@@ -211,7 +211,7 @@ def _run(be, net: FixedNetwork, x_int):
     T, n = x_int.shape[:2]
     x = be.asarray(x_int)
     act = {plan.input_name: (x, float(be.absmax(x)), T > 1 and be.same_over_time(x)),
-           ONE: (be.expand(be.cast(x[0].reshape(n, -1)[:, :1] * 0 + 1, be.i64), T), 1.0, True)}
+           ONE: (be.expand(be.const(np.ones((n, 1)), be.i64), T), 1.0, True)}  # a bias into a current
     spikes, out = {}, None
     for name, p in net.populations.items():
         ins = []
